@@ -11,9 +11,9 @@ import (
 type UnderlaySource string
 
 const (
-	// UnderlayDeclared: spec.underlay.mtu is the MTU of the physical network.
+	// UnderlayDeclared means spec.underlay.mtu is the MTU of the physical network.
 	UnderlayDeclared UnderlaySource = "Declared"
-	// UnderlayAutoDetect: each node's agent reads the MTU of its underlay interfaces and the
+	// UnderlayAutoDetect means each node's agent reads the MTU of its underlay interfaces and the
 	// smallest value across the selected nodes is used.
 	UnderlayAutoDetect UnderlaySource = "AutoDetect"
 )
@@ -24,9 +24,9 @@ const (
 type UnderlayManagement string
 
 const (
-	// UnderlayObserve: underlay interfaces are read and reported, never changed.
+	// UnderlayObserve means underlay interfaces are read and reported, never changed.
 	UnderlayObserve UnderlayManagement = "Observe"
-	// UnderlayEnforce: a node whose underlay interface differs from spec.underlay.mtu has it
+	// UnderlayEnforce means a node whose underlay interface differs from spec.underlay.mtu has it
 	// set to that value (as a transaction that rolls back if the node loses connectivity).
 	UnderlayEnforce UnderlayManagement = "Enforce"
 )
@@ -401,8 +401,4 @@ type NetworkMTUPolicyList struct {
 	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []NetworkMTUPolicy `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&NetworkMTUPolicy{}, &NetworkMTUPolicyList{})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,7 +21,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, testenv.Options{}, func(e *testenv.Env) { env = e }))
+	os.Exit(testenv.Main(m, testenv.Options{}, func(e *testenv.Env) func() { env = e; return nil }))
 }
 
 // policy builds a NetworkMTUPolicy as a user would write it, from the YAML of its spec.
@@ -235,5 +236,35 @@ func TestAdmissionAgreesWithCalculator(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestSamplesAreAdmitted: every sample under config/samples applies cleanly.
+func TestSamplesAreAdmitted(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
+	if err != nil || len(files) < 4 {
+		t.Fatalf("samples: %v, %v; want at least 4", files, err)
+	}
+	for _, file := range files {
+		if filepath.Base(file) == "kustomization.yaml" {
+			continue
+		}
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal(data, &u.Object); err != nil {
+				t.Fatal(err)
+			}
+			if err := create(t, u); err != nil {
+				t.Fatalf("sample rejected: %v", err)
+			}
+		})
 	}
 }

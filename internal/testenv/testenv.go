@@ -83,9 +83,11 @@ func (e *Env) Stop() error { return e.env.Stop() }
 // ErrNoAssets means kube-apiserver or etcd has not been built.
 var ErrNoAssets = errors.New("envtest assets missing")
 
-// Main runs a package's tests against a fresh API server: the body of a TestMain. Without
-// assets it skips the package with a message, except under CI=true where that is a failure.
-func Main(m *testing.M, opts Options, started func(*Env)) int {
+// Main runs a package's tests against a fresh API server: the body of a TestMain. started
+// sets the package up and may return a function that tears it down before the API server
+// stops (nil when there is nothing to stop). Without assets it skips the package with a
+// message, except under CI=true where that is a failure.
+func Main(m *testing.M, opts Options, started func(*Env) (stop func())) int {
 	env, err := Start(opts)
 	if errors.Is(err, ErrNoAssets) && os.Getenv("CI") != "true" {
 		fmt.Fprintf(os.Stderr, "SKIP: %v\n", err)
@@ -95,8 +97,11 @@ func Main(m *testing.M, opts Options, started func(*Env)) int {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		return 1
 	}
-	started(env)
+	stop := started(env)
 	code := m.Run()
+	if stop != nil {
+		stop()
+	}
 	if err := env.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
 		if code == 0 {

@@ -1,0 +1,87 @@
+// Command manager is the mtu-operator cluster controller: it computes the pod and tunnel MTU
+// of each NetworkMTUPolicy, configures the CNI, paces the rollout over nodes and reports.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/controllers"
+)
+
+func main() {
+	if err := run(ctrl.SetupSignalHandler(), nil, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses flags and runs the manager until ctx ends. A nil cfg is read from the usual
+// places (--kubeconfig, $KUBECONFIG, in-cluster).
+func run(ctx context.Context, cfg *rest.Config, args []string) error {
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	metricsAddr := fs.String("metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	probeAddr := fs.String("health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	leaderElect := fs.Bool("leader-elect", false, "Take a leader-election Lease so that only one manager replica acts at a time.")
+	leaderNamespace := fs.String("leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if cfg == nil {
+		ctrl.RegisterFlags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := mtuv1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+
+	if cfg == nil {
+		var err error
+		if cfg, err = ctrl.GetConfig(); err != nil {
+			return fmt.Errorf("reading the kubeconfig: %w", err)
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress:        *probeAddr,
+		LeaderElection:                *leaderElect,
+		LeaderElectionID:              "mtu-operator-manager.networking.mtu-operator.io",
+		LeaderElectionNamespace:       *leaderNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := (&controllers.NetworkMTUPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the NetworkMTUPolicy controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+
+	log.Info("starting manager", "metrics", *metricsAddr, "probes", *probeAddr, "leaderElection", *leaderElect)
+	return mgr.Start(ctx)
+}

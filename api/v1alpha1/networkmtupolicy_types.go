@@ -309,6 +309,27 @@ type NodeCounts struct {
 	Failed int32 `json:"failed,omitempty"`
 }
 
+// ConfigChange is one field the operator changed, or in DryRun would change, in a CNI resource.
+type ConfigChange struct {
+	// resource names the object: "ConfigMap kube-flannel/kube-flannel-cfg",
+	// "FelixConfiguration default".
+	// +kubebuilder:validation:MaxLength=300
+	// +required
+	Resource string `json:"resource"`
+	// path is the field inside the resource, e.g. "net-conf.json: Backend.MTU".
+	// +kubebuilder:validation:MaxLength=300
+	// +required
+	Path string `json:"path"`
+	// from is the value before the operator's first change; empty when the field was absent.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	From string `json:"from,omitempty"`
+	// to is the value the operator wrote; empty when it removed the field.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	To string `json:"to,omitempty"`
+}
+
 // NetworkMTUPolicyStatus is what the operator computed and observed.
 type NetworkMTUPolicyStatus struct {
 	// observedGeneration is the metadata.generation this status describes.
@@ -357,6 +378,39 @@ type NetworkMTUPolicyStatus struct {
 	// nodes counts the selected nodes by state.
 	// +optional
 	Nodes NodeCounts `json:"nodes,omitempty"`
+
+	// plannedChanges is, in DryRun mode, every change Apply would make to the CNI's
+	// configuration; empty in Apply mode once the changes are written.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	PlannedChanges []ConfigChange `json:"plannedChanges,omitempty"`
+
+	// replacedValues are the fields the operator has changed in the CNI's configuration, each
+	// with the value it had before the operator first touched it: what to put back to undo.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	ReplacedValues []ConfigChange `json:"replacedValues,omitempty"`
+
+	// agentRestarts are the CNI DaemonSets restarted after the last configuration change
+	// (in DryRun: that would be restarted), as namespace/name.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=253
+	// +optional
+	AgentRestarts []string `json:"agentRestarts,omitempty"`
+
+	// driftCorrections counts how often the operator re-applied a field someone reverted.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	DriftCorrections int32 `json:"driftCorrections,omitempty"`
+
+	// lastDriftCorrection is when the operator last re-applied a reverted field; repeated
+	// drift is corrected with a growing delay so the operator never fights another writer in
+	// a hot loop.
+	// +optional
+	LastDriftCorrection *metav1.Time `json:"lastDriftCorrection,omitempty"`
 
 	// stalePods is the number of running pods whose interface MTU differs from podMTU.
 	// +kubebuilder:validation:Minimum=0

@@ -5,17 +5,25 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/plan"
@@ -24,46 +32,141 @@ import (
 // FieldManager is the server-side apply field manager of the cluster controller.
 const FieldManager = "mtu-operator-manager"
 
-// NetworkMTUPolicyReconciler computes a policy's MTUs and reports them in its status.
+// resyncPeriod re-checks CNI configuration the controller does not watch (Calico's custom
+// resources) for drift.
+const resyncPeriod = 10 * time.Minute
+
+// CNINamespaces are the namespaces whose ConfigMaps and DaemonSets the manager caches: the
+// only ones where the supported CNIs keep their configuration and agents.
+var CNINamespaces = []string{plan.FlannelNamespace, plan.FlannelLegacyNamespace}
+
+// NetworkMTUPolicyReconciler computes a policy's MTUs, configures the CNI and reports.
 type NetworkMTUPolicyReconciler struct {
 	client.Client
-	// APIReader reads objects the manager does not cache (the kubernetes Service).
+	// APIReader reads objects the manager does not cache (the kubernetes Service, Calico's
+	// custom resources).
 	APIReader client.Reader
+	Recorder  events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=operator.tigera.io,resources=installations,verbs=get;patch
+// +kubebuilder:rbac:groups=crd.projectcalico.org,resources=felixconfigurations;ippools,verbs=get;list;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile gathers what the policy depends on, decides with the plan package, and writes
-// the status.
+// Reconcile gathers what the policy depends on, decides with the plan package, writes the
+// CNI's configuration, and reports in the policy's status.
 func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	policy := &mtuv1alpha1.NetworkMTUPolicy{}
 	if err := r.Get(ctx, req.NamespacedName, policy); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := policy.DeepCopy()
 
-	families, err := r.clusterFamilies(ctx)
+	verdict, result, err := r.reconcilePhases(ctx, policy)
 	if err != nil {
-		return ctrl.Result{}, err
+		// Report the error as progress, so a transient failure shows in status too.
+		verdict = plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonProgressing, Message: err.Error()}}
 	}
-	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families})
-	verdict := plan.Verdict{Stalled: outcome.Stalled, Progressing: outcome.Waiting}
-	if verdict.Stalled == nil && verdict.Progressing == nil {
-		verdict.Ready = fmt.Sprintf("pod MTU %d from underlay %d with %s", outcome.Result.PodMTU, outcome.UnderlayMTU, policy.Spec.Encapsulation.Type)
-	}
-
-	writeComputed(&policy.Status, outcome)
 	for _, c := range verdict.Conditions(policy.Generation) {
 		meta.SetStatusCondition(&policy.Status.Conditions, c)
 	}
 	policy.Status.ObservedGeneration = policy.Generation
-	if err := r.Status().Patch(ctx, policy, client.MergeFrom(base)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("patching status: %w", err)
+	if patchErr := r.Status().Patch(ctx, policy, client.MergeFrom(base)); patchErr != nil {
+		return ctrl.Result{}, fmt.Errorf("patching status: %w", patchErr)
 	}
-	log.FromContext(ctx).V(1).Info("reconciled", "podMTU", policy.Status.PodMTU, "stalled", outcome.Stalled, "waiting", outcome.Waiting)
-	return ctrl.Result{}, nil
+	recordMetrics(policy)
+	return result, err
+}
+
+// reconcilePhases runs the phases in order; each returns a verdict when the policy cannot go
+// further.
+func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (plan.Verdict, ctrl.Result, error) {
+	if v, err := r.checkOverlap(ctx, policy); v != nil || err != nil {
+		return deref(v), ctrl.Result{}, err
+	}
+	outcome, err := r.computeMTUs(ctx, policy)
+	if err != nil || outcome.Stalled != nil || outcome.Waiting != nil {
+		return plan.Verdict{Stalled: outcome.Stalled, Progressing: outcome.Waiting}, ctrl.Result{}, err
+	}
+	det, v, err := r.detectCNI(ctx, policy)
+	if v != nil || err != nil {
+		return deref(v), ctrl.Result{}, err
+	}
+	return r.configureCNI(ctx, policy, det, outcome)
+}
+
+func deref(v *plan.Verdict) plan.Verdict {
+	if v == nil {
+		return plan.Verdict{}
+	}
+	return *v
+}
+
+// checkOverlap stalls a policy that selects a node an older policy already selects.
+func (r *NetworkMTUPolicyReconciler) checkOverlap(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (*plan.Verdict, error) {
+	var policies mtuv1alpha1.NetworkMTUPolicyList
+	if err := r.List(ctx, &policies); err != nil {
+		return nil, err
+	}
+	if len(policies.Items) < 2 {
+		return nil, nil
+	}
+	nodes := &metav1.PartialObjectMetadataList{}
+	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+	if err := r.List(ctx, nodes); err != nil {
+		return nil, err
+	}
+	nodeLabels := make([]labels.Set, 0, len(nodes.Items))
+	for _, n := range nodes.Items {
+		nodeLabels = append(nodeLabels, n.Labels)
+	}
+	me, err := selectionOf(policy)
+	if err != nil {
+		return nil, err
+	}
+	var others []plan.PolicySelection
+	for i := range policies.Items {
+		if s, err := selectionOf(&policies.Items[i]); err == nil {
+			others = append(others, s)
+		}
+	}
+	if other := plan.EarlierOverlap(me, others, nodeLabels); other != "" {
+		return &plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonNodeSelectorClash,
+			Message: fmt.Sprintf("selects nodes that NetworkMTUPolicy %s already manages; narrow spec.nodeSelector so each node has one policy", other)}}, nil
+	}
+	return nil, nil
+}
+
+func selectionOf(p *mtuv1alpha1.NetworkMTUPolicy) (plan.PolicySelection, error) {
+	s := plan.PolicySelection{Name: p.Name, Created: p.CreationTimestamp.Time}
+	if p.Spec.NodeSelector != nil && (len(p.Spec.NodeSelector.MatchLabels) > 0 || len(p.Spec.NodeSelector.MatchExpressions) > 0) {
+		sel, err := metav1.LabelSelectorAsSelector(p.Spec.NodeSelector)
+		if err != nil {
+			return s, fmt.Errorf("spec.nodeSelector: %w", err)
+		}
+		s.Selector = sel
+	}
+	return s, nil
+}
+
+// computeMTUs decides the MTUs and writes them to status.
+func (r *NetworkMTUPolicyReconciler) computeMTUs(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (plan.Outcome, error) {
+	families, err := r.clusterFamilies(ctx)
+	if err != nil {
+		return plan.Outcome{}, err
+	}
+	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families})
+	writeComputed(&policy.Status, outcome)
+	return outcome, nil
 }
 
 // clusterFamilies reads the IP families of the kubernetes Service, which the API server
@@ -100,11 +203,187 @@ func writeComputed(status *mtuv1alpha1.NetworkMTUPolicyStatus, o plan.Outcome) {
 	}
 }
 
-// SetupWithManager registers the reconciler; it reacts to spec changes only, not to its own
-// status writes.
+// detectCNI finds the CNI and reports it in the CNIDetected condition.
+func (r *NetworkMTUPolicyReconciler) detectCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (detected, *plan.Verdict, error) {
+	seen, err := r.seeCNIs(ctx)
+	if err != nil {
+		return detected{}, nil, err
+	}
+	det, problem := plan.DetectCNI(policy.Spec.CNI.Provider, seen)
+	if problem != nil {
+		policy.Status.CNI = ""
+		setCondition(policy, mtuv1alpha1.ConditionCNIDetected, metav1.ConditionFalse, problem.Reason, problem.Message)
+		return detected{}, &plan.Verdict{Stalled: problem}, nil
+	}
+	policy.Status.CNI = det.Provider
+	setCondition(policy, mtuv1alpha1.ConditionCNIDetected, metav1.ConditionTrue, mtuv1alpha1.ReasonCNIFound, fmt.Sprintf("%s: %s", det.Provider, det.Evidence))
+	return detected{Detection: det, seen: seen}, nil, nil
+}
+
+type detected struct {
+	plan.Detection
+	seen plan.Seen
+}
+
+// configureCNI edits the CNI's configuration (or, in DryRun, publishes the plan).
+func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (plan.Verdict, ctrl.Result, error) {
+	p, err := r.planCNI(ctx, det.Detection, det.seen, outcome.Result, policy.Status.ReplacedValues)
+	if err != nil {
+		return plan.Verdict{}, ctrl.Result{}, err
+	}
+	if p.problem != nil {
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, p.problem.Reason, p.problem.Message)
+		r.event(policy, corev1.EventTypeWarning, p.problem.Reason, "Configure", p.problem.Message)
+		return plan.Verdict{Stalled: p.problem}, ctrl.Result{}, nil
+	}
+	changes := p.changes()
+	restarts := p.restarts()
+	if policy.Spec.CNI.AgentRestart == mtuv1alpha1.AgentRestartNever {
+		restarts = nil
+	}
+	summary := fmt.Sprintf("%s pod MTU %d (underlay %d, %s)", det.Provider, outcome.Result.PodMTU, outcome.UnderlayMTU, policy.Spec.Encapsulation.Type)
+
+	if policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
+		policy.Status.PlannedChanges = capChanges(changes)
+		policy.Status.AgentRestarts = namesOf(restarts)
+		msg := fmt.Sprintf("DryRun: %d field(s) would change, nothing was written", len(changes))
+		if len(changes) == 0 {
+			msg = "DryRun: the CNI configuration already matches, nothing would change"
+		}
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, msg)
+		return plan.Verdict{Ready: msg + "; " + summary}, ctrl.Result{}, nil
+	}
+	policy.Status.PlannedChanges = nil
+
+	if len(changes) == 0 {
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonConfigUpToDate, "the CNI configuration holds the computed values")
+		return plan.Verdict{Ready: summary}, ctrl.Result{RequeueAfter: resyncPeriod}, nil
+	}
+
+	// The configuration was already applied for this generation, so someone changed it back.
+	drift := isTrueFor(policy, mtuv1alpha1.ConditionConfigApplied)
+	if drift {
+		var last *time.Time
+		if policy.Status.LastDriftCorrection != nil {
+			last = &policy.Status.LastDriftCorrection.Time
+		}
+		if wait := plan.DriftDelay(policy.Status.DriftCorrections, last, time.Now()); wait > 0 {
+			msg := fmt.Sprintf("reverted by another writer: %s; re-applying in %s", describeChanges(changes), wait.Round(time.Second))
+			setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonDriftCorrected, msg)
+			return plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonDriftCorrected, Message: msg}}, ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
+
+	for _, e := range p.edits {
+		if e.write == nil {
+			continue
+		}
+		if err := e.write(ctx); err != nil {
+			return plan.Verdict{}, ctrl.Result{}, fmt.Errorf("writing %s: %w", e.resource, err)
+		}
+		configWrites.WithLabelValues(policy.Name, string(det.Provider)).Inc()
+		r.event(policy, corev1.EventTypeNormal, mtuv1alpha1.ReasonConfigWritten, "Update", fmt.Sprintf("%s: %s", e.resource, describeChanges(e.changes)))
+	}
+	policy.Status.ReplacedValues = capChanges(plan.MergeReplaced(policy.Status.ReplacedValues, changes))
+
+	restartedAt := time.Now().UTC().Format(time.RFC3339)
+	var restarted []types.NamespacedName
+	for _, ds := range restarts {
+		ok, err := r.restartDaemonSet(ctx, ds, restartedAt)
+		if err != nil {
+			return plan.Verdict{}, ctrl.Result{}, fmt.Errorf("restarting DaemonSet %s: %w", ds, err)
+		}
+		if ok {
+			restarted = append(restarted, ds)
+			r.event(policy, corev1.EventTypeNormal, "AgentsRestarted", "Restart", fmt.Sprintf("restarted DaemonSet %s so its agents read the new configuration", ds))
+		}
+	}
+	policy.Status.AgentRestarts = namesOf(restarted)
+
+	reason, msg := mtuv1alpha1.ReasonConfigWritten, fmt.Sprintf("wrote %d field(s): %s", len(changes), describeChanges(changes))
+	if drift {
+		reason, msg = mtuv1alpha1.ReasonDriftCorrected, "re-applied fields another writer reverted: "+describeChanges(changes)
+		policy.Status.DriftCorrections++
+		policy.Status.LastDriftCorrection = &metav1.Time{Time: time.Now()}
+		driftCorrections.WithLabelValues(policy.Name, string(det.Provider)).Inc()
+		r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonDriftCorrected, "Update", msg)
+	}
+	setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, reason, msg)
+	return plan.Verdict{Ready: summary}, ctrl.Result{RequeueAfter: resyncPeriod}, nil
+}
+
+// capChanges keeps status within the CRD's bound (64 entries).
+func capChanges(c []mtuv1alpha1.ConfigChange) []mtuv1alpha1.ConfigChange {
+	return c[:min(len(c), 64)]
+}
+
+func isTrueFor(policy *mtuv1alpha1.NetworkMTUPolicy, conditionType string) bool {
+	c := meta.FindStatusCondition(policy.Status.Conditions, conditionType)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == policy.Generation
+}
+
+func setCondition(policy *mtuv1alpha1.NetworkMTUPolicy, conditionType string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&policy.Status.Conditions, metav1.Condition{
+		Type: conditionType, Status: status, Reason: reason, Message: msg, ObservedGeneration: policy.Generation,
+	})
+}
+
+func (r *NetworkMTUPolicyReconciler) event(policy *mtuv1alpha1.NetworkMTUPolicy, eventType, reason, action, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(policy, nil, eventType, reason, action, "%s", note)
+	}
+}
+
+// SetupWithManager registers the reconciler. It reacts to policy spec changes (not its own
+// status writes), to changes of the CNI ConfigMaps it owns fields in, and to node label
+// changes (which can make two policies overlap).
 func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	allPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+		var list mtuv1alpha1.NetworkMTUPolicyList
+		if err := mgr.GetClient().List(ctx, &list); err != nil {
+			log.FromContext(ctx).Error(err, "listing policies")
+			return nil
+		}
+		requests := make([]reconcile.Request, 0, len(list.Items))
+		for _, p := range list.Items {
+			requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+		}
+		return requests
+	})
+	cniConfigMaps := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		switch o.GetName() {
+		case plan.FlannelConfigMap, plan.AntreaConfigMap, plan.CalicoConfigMap:
+			return true
+		}
+		return false
+	})
+	nodeLabelsChanged := predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !labels.Equals(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+		},
+	}
+	// Creating or deleting a policy can start or end an overlap with the others.
+	policyAddedOrRemoved := predicate.Funcs{
+		UpdateFunc: func(event.UpdateEvent) bool { return false },
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&mtuv1alpha1.NetworkMTUPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&mtuv1alpha1.NetworkMTUPolicy{}, allPolicies, builder.WithPredicates(policyAddedOrRemoved)).
+		Watches(&corev1.ConfigMap{}, allPolicies, builder.WithPredicates(cniConfigMaps)).
+		Watches(&corev1.Node{}, allPolicies, builder.OnlyMetadata, builder.WithPredicates(nodeLabelsChanged)).
 		Named("networkmtupolicy").
 		Complete(r)
+}
+
+// CacheOptions restricts the manager's cache of ConfigMaps and DaemonSets to the CNI
+// namespaces: the controller never caches cluster-wide objects it does not need.
+func CacheOptions() cache.Options {
+	namespaces := map[string]cache.Config{}
+	for _, ns := range CNINamespaces {
+		namespaces[ns] = cache.Config{}
+	}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}: {Namespaces: namespaces},
+		&appsv1.DaemonSet{}: {Namespaces: namespaces},
+	}}
 }

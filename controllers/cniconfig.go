@@ -1,0 +1,386 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/cni"
+	"github.com/mtu-operator/mtu-operator/internal/cni/antrea"
+	"github.com/mtu-operator/mtu-operator/internal/cni/calico"
+	"github.com/mtu-operator/mtu-operator/internal/cni/flannel"
+	"github.com/mtu-operator/mtu-operator/internal/mtu"
+	"github.com/mtu-operator/mtu-operator/internal/plan"
+)
+
+// The Calico kinds the operator edits.
+var (
+	installationGVK       = schema.GroupVersionKind{Group: "operator.tigera.io", Version: "v1", Kind: "Installation"}
+	felixConfigurationGVK = schema.GroupVersionKind{Group: "crd.projectcalico.org", Version: "v1", Kind: "FelixConfiguration"}
+	ipPoolGVK             = schema.GroupVersionKind{Group: "crd.projectcalico.org", Version: "v1", Kind: "IPPool"}
+)
+
+// resourceEdit is the outcome of editing one CNI resource: the changes, and how to write them.
+type resourceEdit struct {
+	// resource names the object as status shows it.
+	resource string
+	changes  []mtuv1alpha1.ConfigChange
+	// write applies the edit; it fails with a conflict if the object changed since it was read.
+	write func(ctx context.Context) error
+	// daemonSet is the agent DaemonSet that must restart to read this resource, if any.
+	daemonSet *types.NamespacedName
+}
+
+// cniPlan is every edit a policy needs, or why there can be none.
+type cniPlan struct {
+	edits   []resourceEdit
+	problem *plan.Problem
+}
+
+func (p cniPlan) changes() []mtuv1alpha1.ConfigChange {
+	var all []mtuv1alpha1.ConfigChange
+	for _, e := range p.edits {
+		all = append(all, e.changes...)
+	}
+	return all
+}
+
+func (p cniPlan) restarts() []types.NamespacedName {
+	var out []types.NamespacedName
+	for _, e := range p.edits {
+		if e.daemonSet != nil && len(e.changes) > 0 && !containsName(out, *e.daemonSet) {
+			out = append(out, *e.daemonSet)
+		}
+	}
+	return out
+}
+
+func containsName(names []types.NamespacedName, n types.NamespacedName) bool {
+	for _, m := range names {
+		if m == n {
+			return true
+		}
+	}
+	return false
+}
+
+// seeCNIs gathers which CNI configuration objects exist.
+func (r *NetworkMTUPolicyReconciler) seeCNIs(ctx context.Context) (plan.Seen, error) {
+	var seen plan.Seen
+	for _, ns := range []string{plan.FlannelNamespace, plan.FlannelLegacyNamespace} {
+		found, err := r.exists(ctx, &corev1.ConfigMap{}, ns, plan.FlannelConfigMap)
+		if err != nil {
+			return seen, err
+		}
+		if found {
+			seen.FlannelConfigMapNamespace = ns
+			break
+		}
+	}
+	var err error
+	if seen.CalicoConfigMap, err = r.exists(ctx, &corev1.ConfigMap{}, plan.CalicoConfigNamespace, plan.CalicoConfigMap); err != nil {
+		return seen, err
+	}
+	if seen.AntreaConfigMap, err = r.exists(ctx, &corev1.ConfigMap{}, plan.AntreaNamespace, plan.AntreaConfigMap); err != nil {
+		return seen, err
+	}
+	if seen.CalicoInstallation, err = r.existsCR(ctx, installationGVK, plan.CalicoInstallation); err != nil {
+		return seen, err
+	}
+	if seen.CalicoFelixConfiguration, err = r.existsCR(ctx, felixConfigurationGVK, plan.CalicoFelixConfiguration); err != nil {
+		return seen, err
+	}
+	pools, err := r.ipPools(ctx)
+	if err != nil {
+		return seen, err
+	}
+	seen.CalicoIPPools = len(pools)
+	return seen, nil
+}
+
+func (r *NetworkMTUPolicyReconciler) exists(ctx context.Context, obj client.Object, namespace, name string) (bool, error) {
+	err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// existsCR reads a cluster-scoped Calico object with the uncached reader: Calico's CRDs may be
+// absent, and the operator does not cache objects of kinds it does not own.
+func (r *NetworkMTUPolicyReconciler) existsCR(ctx context.Context, gvk schema.GroupVersionKind, name string) (bool, error) {
+	_, err := r.getCR(ctx, gvk, name)
+	if isAbsent(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (r *NetworkMTUPolicyReconciler) getCR(ctx context.Context, gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	return u, r.APIReader.Get(ctx, types.NamespacedName{Name: name}, u)
+}
+
+func (r *NetworkMTUPolicyReconciler) ipPools(ctx context.Context) ([]unstructured.Unstructured, error) {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(ipPoolGVK.GroupVersion().WithKind("IPPoolList"))
+	if err := r.APIReader.List(ctx, list); err != nil {
+		if isAbsent(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// isAbsent: the object, or its kind, does not exist in this cluster.
+func isAbsent(err error) bool {
+	return apierrors.IsNotFound(err) || meta.IsNoMatchError(err)
+}
+
+// planCNI computes the edits that bring the detected CNI's configuration to the result.
+func (r *NetworkMTUPolicyReconciler) planCNI(ctx context.Context, det plan.Detection, seen plan.Seen, res mtu.Result, replaced []mtuv1alpha1.ConfigChange) (cniPlan, error) {
+	unsupported := func(err error) cniPlan {
+		return cniPlan{problem: &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}}
+	}
+	switch det.Provider {
+	case mtuv1alpha1.CNIFlannel:
+		want, err := mtu.ForFlannel(res)
+		if err != nil {
+			return unsupported(err), nil
+		}
+		ns := seen.FlannelConfigMapNamespace
+		return r.planConfigMap(ctx, ns, plan.FlannelConfigMap, plan.FlannelConfigKey, &types.NamespacedName{Namespace: ns, Name: plan.FlannelDaemonSet},
+			func(doc string, remembered cni.Remembered) ([]byte, []cni.Change, error) {
+				return flannel.Edit([]byte(doc), want, remembered)
+			}, replaced)
+	case mtuv1alpha1.CNIAntrea:
+		want, err := mtu.ForAntrea(res)
+		if err != nil {
+			return unsupported(err), nil
+		}
+		return r.planConfigMap(ctx, plan.AntreaNamespace, plan.AntreaConfigMap, plan.AntreaConfigKey, &types.NamespacedName{Namespace: plan.AntreaNamespace, Name: plan.AntreaDaemonSet},
+			func(doc string, _ cni.Remembered) ([]byte, []cni.Change, error) {
+				return antrea.Edit([]byte(doc), want)
+			}, replaced)
+	case mtuv1alpha1.CNICalico:
+		want, err := mtu.ForCalico(res)
+		if err != nil {
+			return unsupported(err), nil
+		}
+		return r.planCalico(ctx, det, seen, want)
+	default:
+		return cniPlan{}, fmt.Errorf("no editor for CNI %q", det.Provider)
+	}
+}
+
+type documentEditor func(doc string, remembered cni.Remembered) ([]byte, []cni.Change, error)
+
+// planConfigMap edits one key of a ConfigMap. The write is a server-side apply of that key
+// alone, under the operator's field manager, pinned to the resourceVersion that was edited.
+func (r *NetworkMTUPolicyReconciler) planConfigMap(ctx context.Context, namespace, name, key string, daemonSet *types.NamespacedName, edit documentEditor, replaced []mtuv1alpha1.ConfigChange) (cniPlan, error) {
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, cm); err != nil {
+		return cniPlan{}, err
+	}
+	resource := fmt.Sprintf("ConfigMap %s/%s", namespace, name)
+	doc, ok := cm.Data[key]
+	if !ok {
+		return cniPlan{problem: &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: fmt.Sprintf("%s has no %s key", resource, key)}}, nil
+	}
+	prefix := key + ": "
+	out, changes, err := edit(doc, plan.RememberedFor(replaced, resource, prefix))
+	if err != nil {
+		return unparseable(resource, key, err)
+	}
+	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, prefix, changes), daemonSet: daemonSet}
+	if len(changes) > 0 {
+		e.write = func(ctx context.Context) error {
+			apply := corev1ac.ConfigMap(name, namespace).WithResourceVersion(cm.ResourceVersion).WithData(map[string]string{key: string(out)})
+			return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+		}
+	}
+	return cniPlan{edits: []resourceEdit{e}}, nil
+}
+
+// unparseable turns an editor's refusal into the policy's Stalled reason; anything else is a bug.
+func unparseable(resource, key string, err error) (cniPlan, error) {
+	if errors.Is(err, cni.ErrUnparseable) || errors.Is(err, cni.ErrUnexpectedShape) {
+		where := resource
+		if key != "" {
+			where += " key " + key
+		}
+		return cniPlan{problem: &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: fmt.Sprintf("%s was left untouched: %v", where, err)}}, nil
+	}
+	return cniPlan{}, err
+}
+
+func asConfigChanges(resource, prefix string, changes []cni.Change) []mtuv1alpha1.ConfigChange {
+	out := make([]mtuv1alpha1.ConfigChange, 0, len(changes))
+	for _, c := range changes {
+		out = append(out, mtuv1alpha1.ConfigChange{Resource: resource, Path: prefix + c.Path, From: truncate(c.Old), To: truncate(c.New)})
+	}
+	return out
+}
+
+// truncate keeps status values within the CRD's bound; MTU fields are short, but a removed
+// option can hold any JSON.
+func truncate(s string) string {
+	const limit = 1024
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit-len("…")] + "…"
+}
+
+// planCalico edits the Calico objects of the install kind that was detected. Calico's custom
+// resources are written with JSON merge patches pinned to the resourceVersion that was edited:
+// Installation's ipPools is an atomic list, which server-side apply would make the operator
+// own whole.
+func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det plan.Detection, seen plan.Seen, want mtu.Calico) (cniPlan, error) {
+	var p cniPlan
+	addCR := func(gvk schema.GroupVersionKind, obj *unstructured.Unstructured, edit func(map[string]any, mtu.Calico) (map[string]any, []cni.Change, error)) error {
+		resource := fmt.Sprintf("%s %s", gvk.Kind, obj.GetName())
+		edited, changes, err := edit(obj.Object, want)
+		if err != nil {
+			bad, err := unparseable(resource, "", err)
+			if bad.problem != nil {
+				p.problem = bad.problem
+			}
+			return err
+		}
+		e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes)}
+		if len(changes) > 0 {
+			original := obj.DeepCopy()
+			target := &unstructured.Unstructured{Object: edited}
+			e.write = func(ctx context.Context) error {
+				return r.Patch(ctx, target, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
+			}
+		}
+		p.edits = append(p.edits, e)
+		return nil
+	}
+
+	if det.Calico == plan.CalicoOperatorInstall {
+		inst, err := r.getCR(ctx, installationGVK, plan.CalicoInstallation)
+		if err != nil {
+			return cniPlan{}, err
+		}
+		if err := addCR(installationGVK, inst, calico.EditInstallation); err != nil || p.problem != nil {
+			return p, err
+		}
+		// The Tigera operator rolls calico-node itself when the Installation changes.
+	}
+	if det.Calico == plan.CalicoManifestInstall || want.WireGuard {
+		if seen.CalicoFelixConfiguration {
+			felix, err := r.getCR(ctx, felixConfigurationGVK, plan.CalicoFelixConfiguration)
+			if err != nil {
+				return cniPlan{}, err
+			}
+			if err := addCR(felixConfigurationGVK, felix, calico.EditFelixConfiguration); err != nil || p.problem != nil {
+				return p, err
+			}
+		}
+	}
+	if det.Calico == plan.CalicoManifestInstall {
+		pools, err := r.ipPools(ctx)
+		if err != nil {
+			return cniPlan{}, err
+		}
+		for i := range pools {
+			if err := addCR(ipPoolGVK, &pools[i], calico.EditIPPool); err != nil || p.problem != nil {
+				return p, err
+			}
+		}
+		if seen.CalicoConfigMap {
+			// calico-node's install-cni container reads veth_mtu when it starts.
+			edit, err := r.planCalicoConfig(ctx, want)
+			if err != nil || edit.problem != nil {
+				return edit, err
+			}
+			p.edits = append(p.edits, edit.edits...)
+		}
+	}
+	return p, nil
+}
+
+// planCalicoConfig sets veth_mtu in the calico-config ConfigMap with a server-side apply of
+// that key.
+func (r *NetworkMTUPolicyReconciler) planCalicoConfig(ctx context.Context, want mtu.Calico) (cniPlan, error) {
+	cm := &corev1.ConfigMap{}
+	key := types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoConfigMap}
+	if err := r.Get(ctx, key, cm); err != nil {
+		return cniPlan{}, err
+	}
+	resource := fmt.Sprintf("ConfigMap %s/%s", key.Namespace, key.Name)
+	data, changes, err := calico.EditCalicoConfig(cm.Data, want)
+	if err != nil {
+		return unparseable(resource, plan.CalicoConfigKey, err)
+	}
+	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes),
+		daemonSet: &types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoNodeDaemonSet}}
+	if len(changes) > 0 {
+		e.write = func(ctx context.Context) error {
+			owned := map[string]string{}
+			for _, c := range changes {
+				owned[c.Path] = data[c.Path]
+			}
+			apply := corev1ac.ConfigMap(key.Name, key.Namespace).WithResourceVersion(cm.ResourceVersion).WithData(owned)
+			return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+		}
+	}
+	return cniPlan{edits: []resourceEdit{e}}, nil
+}
+
+// restartAnnotation is set on a DaemonSet's pod template to restart its pods, as
+// `kubectl rollout restart` does; the DaemonSet's update strategy paces the restart.
+const restartAnnotation = "networking.mtu-operator.io/restartedAt"
+
+// restartDaemonSet restarts a CNI agent DaemonSet; a missing DaemonSet is reported, not an error.
+func (r *NetworkMTUPolicyReconciler) restartDaemonSet(ctx context.Context, name types.NamespacedName, at string) (bool, error) {
+	ds := &appsv1.DaemonSet{}
+	if err := r.Get(ctx, name, ds); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, restartAnnotation, at)
+	return true, r.Patch(ctx, ds, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner(FieldManager))
+}
+
+func namesOf(names []types.NamespacedName) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, n.String())
+	}
+	return out
+}
+
+func describeChanges(changes []mtuv1alpha1.ConfigChange) string {
+	var parts []string
+	for _, c := range changes {
+		parts = append(parts, fmt.Sprintf("%s %s: %s → %s", c.Resource, c.Path, orAbsent(c.From), orAbsent(c.To)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func orAbsent(v string) string {
+	if v == "" {
+		return "(absent)"
+	}
+	return v
+}

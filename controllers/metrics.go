@@ -1,0 +1,62 @@
+package controllers
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+)
+
+var (
+	policyCondition = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mtu_operator_policy_condition",
+		Help: "1 when the policy's condition of this type has this status, 0 otherwise.",
+	}, []string{"policy", "type", "status"})
+	computedMTU = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mtu_operator_computed_mtu_bytes",
+		Help: "MTU the policy computed: underlay, pod, and tunnel per IP family.",
+	}, []string{"policy", "kind"})
+	configWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtu_operator_config_writes_total",
+		Help: "Writes to CNI configuration resources.",
+	}, []string{"policy", "cni"})
+	driftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtu_operator_drift_corrections_total",
+		Help: "Times the operator re-applied a CNI field someone reverted.",
+	}, []string{"policy", "cni"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(policyCondition, computedMTU, configWrites, driftCorrections)
+}
+
+// recordMetrics publishes a policy's conditions and computed MTUs.
+func recordMetrics(p *mtuv1alpha1.NetworkMTUPolicy) {
+	for _, c := range p.Status.Conditions {
+		for _, s := range []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown} {
+			v := 0.0
+			if c.Status == s {
+				v = 1
+			}
+			policyCondition.WithLabelValues(p.Name, c.Type, string(s)).Set(v)
+		}
+	}
+	computedMTU.WithLabelValues(p.Name, "underlay").Set(float64(p.Status.UnderlayMTU))
+	computedMTU.WithLabelValues(p.Name, "pod").Set(float64(p.Status.PodMTU))
+	for _, t := range p.Status.Tunnels {
+		computedMTU.WithLabelValues(p.Name, "tunnel_"+strings.ToLower(string(t.Family))).Set(float64(t.MTU))
+	}
+}
+
+// forgetMetrics drops a deleted policy's series.
+func forgetMetrics(policy string) {
+	for _, v := range []*prometheus.GaugeVec{policyCondition, computedMTU} {
+		v.DeletePartialMatch(prometheus.Labels{"policy": policy})
+	}
+	for _, v := range []*prometheus.CounterVec{configWrites, driftCorrections} {
+		v.DeletePartialMatch(prometheus.Labels{"policy": policy})
+	}
+}

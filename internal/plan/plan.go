@@ -27,8 +27,6 @@ type Problem struct {
 	Message string
 }
 
-func (p *Problem) Error() string { return p.Reason + ": " + p.Message }
-
 // Outcome is the decision.
 type Outcome struct {
 	// Families used for the computation.

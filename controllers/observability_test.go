@@ -1,0 +1,110 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+)
+
+// TestPrinterColumns: `kubectl get networkmtupolicies` shows the computed values. The API
+// server renders the Table from the CRD's printer columns, as it does for kubectl.
+func TestPrinterColumns(t *testing.T) {
+	flannelFixture(t, flannelNetConf)
+	p := newPolicy("printer-columns", 9000, mtuv1alpha1.EncapsulationVXLAN)
+	createPolicy(t, p)
+	waitForStatus(t, p, ready)
+
+	cfg := rest.CopyConfig(env.Config)
+	cfg.GroupVersion = &mtuv1alpha1.GroupVersion
+	cfg.APIPath = "/apis"
+	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	rc, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rc.Get().Resource("networkmtupolicies").Name(p.Name).
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(raw, &table); err != nil {
+		t.Fatal(err)
+	}
+	if len(table.Rows) != 1 {
+		t.Fatalf("%d rows; want 1", len(table.Rows))
+	}
+	got := map[string]string{}
+	for i, col := range table.ColumnDefinitions {
+		got[col.Name] = fmt.Sprint(table.Rows[0].Cells[i])
+	}
+	want := map[string]string{"Name": "printer-columns", "Underlay": "9000", "Encap": "VXLAN", "Pod MTU": "8950", "Ready": "True", "Mode": "Apply", "Reason": mtuv1alpha1.ReasonReconciled}
+	for col, v := range want {
+		if got[col] != v {
+			t.Errorf("column %q = %q; want %q (row %v)", col, got[col], v, got)
+		}
+	}
+}
+
+// TestMetrics: the policy's computed MTUs, conditions and writes are exported.
+func TestMetrics(t *testing.T) {
+	flannelFixture(t, flannelNetConf)
+	p := newPolicy("metrics", 9000, mtuv1alpha1.EncapsulationVXLAN)
+	createPolicy(t, p)
+	waitForStatus(t, p, ready)
+
+	value := func(name string, labels map[string]string) (float64, bool) {
+		families, err := metrics.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
+			}
+		metric:
+			for _, m := range f.GetMetric() {
+				have := map[string]string{}
+				for _, l := range m.GetLabel() {
+					have[l.GetName()] = l.GetValue()
+				}
+				for k, v := range labels {
+					if have[k] != v {
+						continue metric
+					}
+				}
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue(), true
+				}
+				return m.GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   func(float64) bool
+		says   string
+	}{
+		{"mtu_operator_computed_mtu_bytes", map[string]string{"policy": "metrics", "kind": "pod"}, func(v float64) bool { return v == 8950 }, "8950"},
+		{"mtu_operator_computed_mtu_bytes", map[string]string{"policy": "metrics", "kind": "tunnel_ipv4"}, func(v float64) bool { return v == 8950 }, "8950"},
+		{"mtu_operator_policy_condition", map[string]string{"policy": "metrics", "type": "Ready", "status": "True"}, func(v float64) bool { return v == 1 }, "1"},
+		{"mtu_operator_policy_condition", map[string]string{"policy": "metrics", "type": "Stalled", "status": "True"}, func(v float64) bool { return v == 0 }, "0"},
+		{"mtu_operator_config_writes_total", map[string]string{"policy": "metrics", "cni": "Flannel"}, func(v float64) bool { return v >= 1 }, "at least 1"},
+	}
+	for _, c := range checks {
+		v, ok := value(c.name, c.labels)
+		if !ok || !c.want(v) {
+			t.Errorf("%s%v = %v (present %v); want %s", c.name, c.labels, v, ok, c.says)
+		}
+	}
+}

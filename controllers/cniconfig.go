@@ -181,7 +181,7 @@ func (r *NetworkMTUPolicyReconciler) planCNI(ctx context.Context, det plan.Detec
 		if err != nil {
 			return unsupported(err), nil
 		}
-		return r.planCalico(ctx, det, seen, want)
+		return r.planCalico(ctx, det, seen, want, replaced)
 	default:
 		return cniPlan{}, fmt.Errorf("no editor for CNI %q", det.Provider)
 	}
@@ -250,11 +250,11 @@ func truncate(s string) string {
 // resources are written with JSON merge patches pinned to the resourceVersion that was edited:
 // Installation's ipPools is an atomic list, which server-side apply would make the operator
 // own whole.
-func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det plan.Detection, seen plan.Seen, want mtu.Calico) (cniPlan, error) {
+func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det plan.Detection, seen plan.Seen, want mtu.Calico, replaced []mtuv1alpha1.ConfigChange) (cniPlan, error) {
 	var p cniPlan
-	addCR := func(gvk schema.GroupVersionKind, obj *unstructured.Unstructured, edit func(map[string]any, mtu.Calico) (map[string]any, []cni.Change, error)) error {
+	addCR := func(gvk schema.GroupVersionKind, obj *unstructured.Unstructured, edit func(map[string]any, mtu.Calico, cni.Remembered) (map[string]any, []cni.Change, error)) error {
 		resource := fmt.Sprintf("%s %s", gvk.Kind, obj.GetName())
-		edited, changes, err := edit(obj.Object, want)
+		edited, changes, err := edit(obj.Object, want, plan.RememberedFor(replaced, resource, ""))
 		if err != nil {
 			bad, err := unparseable(resource, "", err)
 			if bad.problem != nil {
@@ -290,7 +290,7 @@ func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det plan.De
 			if err != nil {
 				return cniPlan{}, err
 			}
-			if err := addCR(felixConfigurationGVK, felix, calico.EditFelixConfiguration); err != nil || p.problem != nil {
+			if err := addCR(felixConfigurationGVK, felix, ignoreMemory(calico.EditFelixConfiguration)); err != nil || p.problem != nil {
 				return p, err
 			}
 		}
@@ -383,4 +383,11 @@ func orAbsent(v string) string {
 		return "(absent)"
 	}
 	return v
+}
+
+// ignoreMemory adapts an editor that needs no remembered values.
+func ignoreMemory(edit func(map[string]any, mtu.Calico) (map[string]any, []cni.Change, error)) func(map[string]any, mtu.Calico, cni.Remembered) (map[string]any, []cni.Change, error) {
+	return func(obj map[string]any, want mtu.Calico, _ cni.Remembered) (map[string]any, []cni.Change, error) {
+		return edit(obj, want)
+	}
 }

@@ -455,6 +455,18 @@ spec:
 	if spec := get(); fmt.Sprint(spec) != "map[calicoNetwork:map[bgp:Disabled ipPools:[map[blockSize:26 cidr:192.168.0.0/16 encapsulation:None name:default-ipv4-ippool natOutgoing:Enabled]] mtu:1500] registry:registry.example/]" {
 		t.Errorf("Installation spec after None = %v", spec)
 	}
+
+	// Back to VXLAN: the pool returns to the CrossSubnet mode it had before the operator.
+	updateSpec(t, p, func(s *mtuv1alpha1.NetworkMTUPolicySpec) { s.Encapsulation.Type = mtuv1alpha1.EncapsulationVXLAN })
+	waitForStatus(t, p, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
+		if p.Status.PodMTU != 1450 {
+			return fmt.Errorf("pod MTU %d", p.Status.PodMTU)
+		}
+		return ready(p)
+	})
+	if spec := get(); fmt.Sprint(spec) != "map[calicoNetwork:map[bgp:Disabled ipPools:[map[blockSize:26 cidr:192.168.0.0/16 encapsulation:VXLANCrossSubnet name:default-ipv4-ippool natOutgoing:Enabled]] mtu:1450] registry:registry.example/]" {
+		t.Errorf("Installation spec after the round trip = %v", spec)
+	}
 }
 
 func TestCalicoManifestInstall(t *testing.T) {

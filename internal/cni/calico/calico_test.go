@@ -278,3 +278,42 @@ func TestDescribeShortensLongStrings(t *testing.T) {
 		t.Errorf("describe(long string) = %s", got)
 	}
 }
+
+// withoutMemory adapts an editor that takes remembered values to the common test signature.
+func withoutMemory(edit func(map[string]any, mtu.Calico, cni.Remembered) (map[string]any, []cni.Change, error)) func(map[string]any, mtu.Calico) (map[string]any, []cni.Change, error) {
+	return func(obj map[string]any, want mtu.Calico) (map[string]any, []cni.Change, error) {
+		return edit(obj, want, nil)
+	}
+}
+
+// TestCrossSubnetSurvivesNone: CrossSubnet → None → a tunnel again ends CrossSubnet, given the
+// values the controller remembers from the first change.
+func TestCrossSubnetSurvivesNone(t *testing.T) {
+	inst := map[string]any{"kind": "Installation", "spec": map[string]any{"calicoNetwork": map[string]any{
+		"ipPools": []any{map[string]any{"cidr": "10.0.0.0/16", "encapsulation": "VXLANCrossSubnet"}},
+	}}}
+	none, first, err := EditInstallation(inst, mtu.Calico{PoolEncapsulation: "None"}, nil)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("to None: %v %v", first, err)
+	}
+	back, _, err := EditInstallation(none, mtu.Calico{PoolEncapsulation: "VXLAN"}, cni.RememberedFrom(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back["spec"].(map[string]any)["calicoNetwork"].(map[string]any)["ipPools"].([]any)[0].(map[string]any)["encapsulation"]; got != "VXLANCrossSubnet" {
+		t.Errorf("Installation pool after the round trip = %v; want VXLANCrossSubnet", got)
+	}
+
+	pool := map[string]any{"kind": "IPPool", "spec": map[string]any{"cidr": "10.0.0.0/16", "ipipMode": "CrossSubnet"}}
+	nonePool, firstPool, err := EditIPPool(pool, mtu.Calico{IPIPMode: "Never", VXLANMode: "Never"}, nil)
+	if err != nil || len(firstPool) != 1 {
+		t.Fatalf("pool to None: %v %v", firstPool, err)
+	}
+	backPool, _, err := EditIPPool(nonePool, mtu.Calico{IPIPMode: "Always", VXLANMode: "Never"}, cni.RememberedFrom(firstPool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := backPool["spec"].(map[string]any)["ipipMode"]; got != "CrossSubnet" {
+		t.Errorf("IPPool ipipMode after the round trip = %v; want CrossSubnet", got)
+	}
+}

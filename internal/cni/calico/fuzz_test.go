@@ -167,7 +167,7 @@ func numberIs(v any, n int) bool {
 }
 
 var installationFields = ownedFields{
-	edit:  EditInstallation,
+	edit:  withoutMemory(EditInstallation),
 	paths: regexp.MustCompile(`^spec\.calicoNetwork\.(mtu|ipPools\[\d+\]\.encapsulation)$`),
 	strip: func(obj map[string]any, want mtu.Calico) {
 		network := objectAt(obj, "spec.calicoNetwork")
@@ -257,7 +257,7 @@ var felixFields = ownedFields{
 }
 
 var ipPoolFields = ownedFields{
-	edit:  EditIPPool,
+	edit:  withoutMemory(EditIPPool),
 	paths: regexp.MustCompile(`^spec\.(ipipMode|vxlanMode)$`),
 	strip: func(obj map[string]any, want mtu.Calico) {
 		if spec := objectAt(obj, "spec"); spec != nil {

@@ -14,9 +14,11 @@ import (
 // It owns spec.calicoNetwork.mtu, created with spec.calicoNetwork when absent, and the
 // encapsulation of each spec.calicoNetwork.ipPools entry. A CrossSubnet pool stays
 // CrossSubnet when the target is IPIP or VXLAN. IPv6 pools are not given IPIP, which the Tigera
-// operator rejects; their encapsulation is left as it is. Changes come in that order: the MTU,
-// then the pools by index.
-func EditInstallation(obj map[string]any, want mtu.Calico) (map[string]any, []cni.Change, error) {
+// operator rejects; their encapsulation is left as it is. A pool that was CrossSubnet before
+// the operator first changed it (remembered, keyed by the change path) gets CrossSubnet back
+// when a tunnel returns, so VXLANCrossSubnet → None → VXLAN ends where it started. Changes
+// come in that order: the MTU, then the pools by index.
+func EditInstallation(obj map[string]any, want mtu.Calico, remembered cni.Remembered) (map[string]any, []cni.Change, error) {
 	out := copyObject(obj)
 	if err := checkKind(out, "Installation"); err != nil {
 		return nil, nil, err
@@ -62,7 +64,7 @@ func EditInstallation(obj map[string]any, want mtu.Calico) (map[string]any, []cn
 			if !ok {
 				return nil, nil, shapeError(poolPath, entry, "an object")
 			}
-			change, err := editPoolEncapsulation(pool, poolPath, want.PoolEncapsulation)
+			change, err := editPoolEncapsulation(pool, poolPath, want.PoolEncapsulation, remembered)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -75,7 +77,7 @@ func EditInstallation(obj map[string]any, want mtu.Calico) (map[string]any, []cn
 }
 
 // editPoolEncapsulation points one Installation pool at target, returning the change if any.
-func editPoolEncapsulation(pool map[string]any, poolPath, target string) (*cni.Change, error) {
+func editPoolEncapsulation(pool map[string]any, poolPath, target string, remembered cni.Remembered) (*cni.Change, error) {
 	path := poolPath + ".encapsulation"
 	current, present, err := stringField(pool, "encapsulation", path)
 	if err != nil {
@@ -85,7 +87,7 @@ func editPoolEncapsulation(pool map[string]any, poolPath, target string) (*cni.C
 	if err != nil {
 		return nil, err
 	}
-	next := poolEncapsulation(current, target)
+	next := poolEncapsulation(current, target, remembered[path])
 	if (ipv6 && strings.HasPrefix(next, encapIPIP)) || (present && current == next) {
 		return nil, nil
 	}
@@ -94,10 +96,12 @@ func editPoolEncapsulation(pool map[string]any, poolPath, target string) (*cni.C
 	return &cni.Change{Path: path, Old: current, New: next}, nil
 }
 
-// poolEncapsulation is the encapsulation a pool currently at current should get for target:
-// a pool that encapsulates only across subnets keeps doing so with the new tunnel.
-func poolEncapsulation(current, target string) string {
-	wasCrossSubnet := current == encapIPIP+crossSubnet || current == encapVXLAN+crossSubnet
+// poolEncapsulation is the encapsulation a pool currently at current (originally at
+// original, when the operator changed it before) should get for target: a pool that
+// encapsulated only across subnets keeps doing so with the new tunnel.
+func poolEncapsulation(current, target, original string) string {
+	isCrossSubnet := func(e string) bool { return e == encapIPIP+crossSubnet || e == encapVXLAN+crossSubnet }
+	wasCrossSubnet := isCrossSubnet(current) || isCrossSubnet(original)
 	if wasCrossSubnet && (target == encapIPIP || target == encapVXLAN) {
 		return target + crossSubnet
 	}

@@ -61,7 +61,7 @@ func TestEditInstallation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			obj := fixture(t, "installation.yaml")
-			out, changes := mustEdit(t, EditInstallation, obj, tt.want)
+			out, changes := mustEdit(t, withoutMemory(EditInstallation), obj, tt.want)
 			checkChanges(t, changes, tt.changes)
 			checkObject(t, out, edited(obj, tt.edits))
 		})
@@ -102,7 +102,7 @@ func TestEditInstallationTransitions(t *testing.T) {
 	}
 	obj := fixture(t, "installation.yaml")
 	for i, step := range steps {
-		out, changes := mustEdit(t, EditInstallation, obj, step.want)
+		out, changes := mustEdit(t, withoutMemory(EditInstallation), obj, step.want)
 		if !reflect.DeepEqual(changes, step.changes) {
 			t.Fatalf("step %d, to %s: changes\n got %+v\nwant %+v", i, step.want.PoolEncapsulation, changes, step.changes)
 		}
@@ -140,7 +140,7 @@ func TestEditInstallationCreatesWhatIsMissing(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, changes := mustEdit(t, EditInstallation, decodeObject(t, tt.doc), want)
+			out, changes := mustEdit(t, withoutMemory(EditInstallation), decodeObject(t, tt.doc), want)
 			checkChanges(t, changes, tt.changes)
 			checkObject(t, out, decodeObject(t, tt.result))
 		})
@@ -148,7 +148,7 @@ func TestEditInstallationCreatesWhatIsMissing(t *testing.T) {
 
 	t.Run("absent IPIP on an IPv6 pool stays absent", func(t *testing.T) {
 		doc := `{"spec":{"calicoNetwork":{"ipPools":[{"cidr":"fd00::/56"}]}}}`
-		out, changes := mustEdit(t, EditInstallation, decodeObject(t, doc), mtu.Calico{PoolEncapsulation: "IPIP"})
+		out, changes := mustEdit(t, withoutMemory(EditInstallation), decodeObject(t, doc), mtu.Calico{PoolEncapsulation: "IPIP"})
 		checkChanges(t, changes, nil)
 		checkObject(t, out, decodeObject(t, doc))
 	})
@@ -158,14 +158,14 @@ func TestEditInstallationCreatesWhatIsMissing(t *testing.T) {
 func TestEditInstallationNumbers(t *testing.T) {
 	for _, current := range []any{int64(1450), float64(1450), json.Number("1450"), 1450} {
 		obj := map[string]any{"spec": map[string]any{"calicoNetwork": map[string]any{"mtu": current}}}
-		out, changes, err := EditInstallation(obj, mtu.Calico{PodMTU: 1450})
+		out, changes, err := EditInstallation(obj, mtu.Calico{PodMTU: 1450}, nil)
 		if err != nil || len(changes) != 0 {
 			t.Errorf("mtu %#v, want 1450: changes %v, error %v", current, changes, err)
 		}
 		checkObject(t, out, obj)
 	}
 	obj := decodeObject(t, `{"spec":{"calicoNetwork":{"mtu":1450.5}}}`)
-	out, changes := mustEdit(t, EditInstallation, obj, mtu.Calico{PodMTU: 1450})
+	out, changes := mustEdit(t, withoutMemory(EditInstallation), obj, mtu.Calico{PodMTU: 1450})
 	checkChanges(t, changes, []cni.Change{{Path: installationMTU, Old: "1450.5", New: "1450"}})
 	if got := at(out, installationMTU); got != int64(1450) {
 		t.Errorf("mtu written as %#v, want int64(1450)", got)
@@ -198,6 +198,6 @@ func TestEditInstallationRejects(t *testing.T) {
 			"spec.calicoNetwork.ipPools[0].cidr is a list, not a string"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { mustReject(t, EditInstallation, tt.doc, want, tt.message) })
+		t.Run(tt.name, func(t *testing.T) { mustReject(t, withoutMemory(EditInstallation), tt.doc, want, tt.message) })
 	}
 }

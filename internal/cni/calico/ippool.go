@@ -11,9 +11,10 @@ import (
 // It owns spec.ipipMode and spec.vxlanMode (absent counts as Never). A pool that
 // encapsulated only across subnets, on either field, keeps CrossSubnet for the tunnel being
 // enabled: ipipMode CrossSubnet switched to VXLAN becomes vxlanMode CrossSubnet and ipipMode
-// Never. An IPv6 pool cannot carry IPIP, so its ipipMode is left alone. Changes come in that
-// order: ipipMode, then vxlanMode.
-func EditIPPool(obj map[string]any, want mtu.Calico) (map[string]any, []cni.Change, error) {
+// Never. A pool that was CrossSubnet before the operator first changed it (remembered, keyed
+// by the change path) counts as CrossSubnet too. An IPv6 pool cannot carry IPIP, so its
+// ipipMode is left alone. Changes come in that order: ipipMode, then vxlanMode.
+func EditIPPool(obj map[string]any, want mtu.Calico, remembered cni.Remembered) (map[string]any, []cni.Change, error) {
 	out := copyObject(obj)
 	if err := checkKind(out, "IPPool"); err != nil {
 		return nil, nil, err
@@ -37,7 +38,8 @@ func EditIPPool(obj map[string]any, want mtu.Calico) (map[string]any, []cni.Chan
 
 	// Counting a wanted CrossSubnet too keeps the edit stable when the want itself mixes modes.
 	crossSubnetPool := ipip == crossSubnet || vxlan == crossSubnet ||
-		want.IPIPMode == crossSubnet || want.VXLANMode == crossSubnet
+		want.IPIPMode == crossSubnet || want.VXLANMode == crossSubnet ||
+		remembered["spec.ipipMode"] == crossSubnet || remembered["spec.vxlanMode"] == crossSubnet
 	modes := []struct{ key, current, target string }{
 		{"ipipMode", ipip, want.IPIPMode},
 		{"vxlanMode", vxlan, want.VXLANMode},

@@ -48,7 +48,7 @@ func TestEditIPPool(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			obj := fixture(t, tt.fixture)
-			out, changes := mustEdit(t, EditIPPool, obj, tt.want)
+			out, changes := mustEdit(t, withoutMemory(EditIPPool), obj, tt.want)
 			checkChanges(t, changes, tt.changes)
 			checkObject(t, out, edited(obj, tt.edits))
 		})
@@ -74,7 +74,7 @@ func TestEditIPPoolKeepsCrossSubnet(t *testing.T) {
 		{poolVXLAN, []cni.Change{{Path: "spec.vxlanMode", Old: "Never", New: "Always"}}},
 	}
 	for i, step := range steps {
-		out, changes := mustEdit(t, EditIPPool, obj, step.want)
+		out, changes := mustEdit(t, withoutMemory(EditIPPool), obj, step.want)
 		if !reflect.DeepEqual(changes, step.changes) {
 			t.Fatalf("step %d, to %s: changes\n got %+v\nwant %+v", i, step.want.PoolEncapsulation, changes, step.changes)
 		}
@@ -124,7 +124,7 @@ func TestEditIPPoolOddCases(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, changes := mustEdit(t, EditIPPool, decodeObject(t, tt.doc), tt.want)
+			out, changes := mustEdit(t, withoutMemory(EditIPPool), decodeObject(t, tt.doc), tt.want)
 			checkChanges(t, changes, tt.changes)
 			checkObject(t, out, decodeObject(t, tt.result))
 		})
@@ -141,6 +141,6 @@ func TestEditIPPoolRejects(t *testing.T) {
 		{"vxlanMode an object", `{"spec":{"cidr":"10.0.0.0/8","vxlanMode":{}}}`, "spec.vxlanMode is an object, not a string"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { mustReject(t, EditIPPool, tt.doc, poolVXLAN, tt.message) })
+		t.Run(tt.name, func(t *testing.T) { mustReject(t, withoutMemory(EditIPPool), tt.doc, poolVXLAN, tt.message) })
 	}
 }

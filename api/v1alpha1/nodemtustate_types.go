@@ -1,0 +1,289 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// InterfaceRole says what a host interface is for, which orders changes: a device is never
+// larger than the one that carries it.
+// +kubebuilder:validation:Enum=Underlay;Tunnel;Bridge;Gateway
+// +kubebuilder:validation:MaxLength=16
+type InterfaceRole string
+
+// The interface roles, from the wire up.
+const (
+	RoleUnderlay InterfaceRole = "Underlay"
+	RoleTunnel   InterfaceRole = "Tunnel"
+	RoleBridge   InterfaceRole = "Bridge"
+	RoleGateway  InterfaceRole = "Gateway"
+)
+
+// ManagedInterface is a host interface the agent brings to an MTU.
+type ManagedInterface struct {
+	// name of the interface (at most 15 characters, the kernel's limit).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +required
+	Name string `json:"name"`
+	// role of the interface.
+	// +required
+	Role InterfaceRole `json:"role"`
+	// mtu the interface should have.
+	// +kubebuilder:validation:Minimum=68
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	MTU int32 `json:"mtu"`
+}
+
+// NodeProbe says how the agent checks the node still works after a change.
+type NodeProbe struct {
+	// apiServer is host:port of the API server, reached over TCP.
+	// +kubebuilder:validation:MaxLength=261
+	// +optional
+	APIServer string `json:"apiServer,omitempty"`
+	// peers are addresses of other selected nodes, pinged with a don't-fragment packet of the
+	// new size, so a path that cannot carry it fails instead of fragmenting.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:items:MaxLength=45
+	// +optional
+	Peers []string `json:"peers,omitempty"`
+	// timeoutSeconds bounds the probe; the change is rolled back when it expires.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=300
+	// +kubebuilder:default=10
+	// +optional
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// NodePhase says whether the agent may change the node.
+// +kubebuilder:validation:Enum=Observe;Converge
+// +kubebuilder:validation:MaxLength=16
+type NodePhase string
+
+const (
+	// PhaseObserve: report the interfaces, change nothing (the node waits for its turn).
+	PhaseObserve NodePhase = "Observe"
+	// PhaseConverge: bring the interfaces to their target MTUs.
+	PhaseConverge NodePhase = "Converge"
+)
+
+// NodeMTUStateSpec is what the node must do. The cluster controller writes it; nobody else.
+type NodeMTUStateSpec struct {
+	// policy is the NetworkMTUPolicy that manages this node.
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Policy string `json:"policy"`
+	// phase is Observe (report only, while the node waits for its turn in the rollout) or
+	// Converge (bring the interfaces to their targets).
+	// +kubebuilder:default=Observe
+	// +optional
+	Phase NodePhase `json:"phase,omitempty"`
+	// policyGeneration is the policy generation the targets come from.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	PolicyGeneration int64 `json:"policyGeneration,omitempty"`
+	// underlayInterfacePattern names the underlay interfaces (RE2).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	UnderlayInterfacePattern string `json:"underlayInterfacePattern,omitempty"`
+	// underlayMTU, when set, is the MTU the agent gives the underlay interfaces (the policy
+	// enforces the underlay).
+	// +kubebuilder:validation:Minimum=576
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	UnderlayMTU *int32 `json:"underlayMTU,omitempty"`
+	// podMTU is the MTU pod interfaces should have.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	PodMTU int32 `json:"podMTU,omitempty"`
+	// interfaces are the CNI's host interfaces and their target MTUs. Interfaces absent on
+	// the node are reported, not created.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Interfaces []ManagedInterface `json:"interfaces,omitempty"`
+	// routeMTU, while set, pins the MTU of routes via the managed interfaces to this value,
+	// so traffic between nodes that have and have not changed yet never exceeds what both
+	// carry. Cleared when every selected node has converged.
+	// +kubebuilder:validation:Minimum=68
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	RouteMTU *int32 `json:"routeMTU,omitempty"`
+	// probe says how to check the node after a change.
+	// +optional
+	Probe NodeProbe `json:"probe,omitempty"`
+	// podAction is what to do with pods whose MTU is stale.
+	// +optional
+	PodAction StalePodAction `json:"podAction,omitempty"`
+}
+
+// UnderlayInterface is an interface the agent takes for the underlay.
+type UnderlayInterface struct {
+	// +kubebuilder:validation:MaxLength=15
+	// +required
+	Name string `json:"name"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	MTU int32 `json:"mtu"`
+	// defaultRoute says whether it carries a default route.
+	// +optional
+	DefaultRoute bool `json:"defaultRoute,omitempty"`
+}
+
+// InterfaceState is what the agent saw of a managed interface.
+type InterfaceState struct {
+	// +kubebuilder:validation:MaxLength=15
+	// +required
+	Name string `json:"name"`
+	// mtu observed; 0 when the interface is absent.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	MTU int32 `json:"mtu,omitempty"`
+	// present says whether the interface exists on the node.
+	// +optional
+	Present bool `json:"present,omitempty"`
+}
+
+// TransactionOutcome is how a change on the node ended.
+// +kubebuilder:validation:Enum=Committed;RolledBack;Failed
+// +kubebuilder:validation:MaxLength=16
+type TransactionOutcome string
+
+// The transaction outcomes.
+const (
+	// TransactionCommitted: the change was applied and the probes passed.
+	TransactionCommitted TransactionOutcome = "Committed"
+	// TransactionRolledBack: a probe failed and every interface was put back.
+	TransactionRolledBack TransactionOutcome = "RolledBack"
+	// TransactionFailed: putting an interface back failed too; the node needs a person.
+	TransactionFailed TransactionOutcome = "Failed"
+)
+
+// InterfaceChange is one MTU change of a transaction.
+type InterfaceChange struct {
+	// +kubebuilder:validation:MaxLength=15
+	// +required
+	Name string `json:"name"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	From int32 `json:"from"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	To int32 `json:"to"`
+}
+
+// Transaction is the last change the agent made.
+type Transaction struct {
+	// policyGeneration the change worked towards.
+	// +kubebuilder:validation:Minimum=0
+	// +required
+	PolicyGeneration int64 `json:"policyGeneration"`
+	// outcome of the change.
+	// +required
+	Outcome TransactionOutcome `json:"outcome"`
+	// reason says why, in a word (CamelCase).
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// message says why, for people.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
+	// changes made (and, when rolled back, undone), in the order they were applied.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=24
+	// +optional
+	Changes []InterfaceChange `json:"changes,omitempty"`
+	// time the transaction ended.
+	// +required
+	Time metav1.Time `json:"time"`
+}
+
+// NodeMTUStateStatus is what the node's agent saw. Only that agent writes it.
+type NodeMTUStateStatus struct {
+	// observedGeneration is the metadata.generation of the spec the agent acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Converged (every managed interface at its target MTU for the observed
+	// generation).
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// underlay are the interfaces taken for the underlay.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Underlay []UnderlayInterface `json:"underlay,omitempty"`
+	// underlayAddresses are the node's addresses on its underlay interfaces; other nodes'
+	// agents probe them.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:items:MaxLength=45
+	// +optional
+	UnderlayAddresses []string `json:"underlayAddresses,omitempty"`
+	// underlayMTU is the smallest MTU among the underlay interfaces; 0 when none was found.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	UnderlayMTU int32 `json:"underlayMTU,omitempty"`
+	// interfaces are the managed interfaces as observed.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Interfaces []InterfaceState `json:"interfaces,omitempty"`
+	// routeMTU is the MTU currently pinned on routes via the managed interfaces; unset when
+	// none is pinned.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	RouteMTU *int32 `json:"routeMTU,omitempty"`
+	// lastTransaction is the last change the agent made.
+	// +optional
+	LastTransaction *Transaction `json:"lastTransaction,omitempty"`
+}
+
+// ConditionConverged is the NodeMTUState condition that says the node matches its spec.
+const ConditionConverged = "Converged"
+
+// NodeMTUState is one node's part of a NetworkMTUPolicy: what it must do (spec, written by the
+// cluster controller) and what it saw (status, written by the node's agent). Named after the
+// node and owned by it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=nodemtu,categories=mtu
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.policy`
+// +kubebuilder:printcolumn:name="Underlay",type=integer,JSONPath=`.status.underlayMTU`
+// +kubebuilder:printcolumn:name="Pod MTU",type=integer,JSONPath=`.spec.podMTU`
+// +kubebuilder:printcolumn:name="Converged",type=string,JSONPath=`.status.conditions[?(@.type=="Converged")].status`
+// +kubebuilder:printcolumn:name="Last Change",type=string,JSONPath=`.status.lastTransaction.outcome`
+// +kubebuilder:printcolumn:name="Route Pin",type=integer,JSONPath=`.status.routeMTU`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodeMTUState struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// +required
+	Spec NodeMTUStateSpec `json:"spec"`
+	// +optional
+	Status NodeMTUStateStatus `json:"status,omitempty"`
+}
+
+// NodeMTUStateList is a list of NodeMTUState.
+// +kubebuilder:object:root=true
+type NodeMTUStateList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeMTUState `json:"items"`
+}

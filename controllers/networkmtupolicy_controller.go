@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/cni/flannel"
 	"github.com/mtu-operator/mtu-operator/internal/plan"
 )
 
@@ -93,7 +94,11 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if v, err := r.checkOverlap(ctx, policy); v != nil || err != nil {
 		return deref(v), ctrl.Result{}, err
 	}
-	outcome, err := r.computeMTUs(ctx, policy)
+	nodes, err := r.gatherNodes(ctx, policy)
+	if err != nil {
+		return plan.Verdict{}, ctrl.Result{}, err
+	}
+	outcome, err := r.computeMTUs(ctx, policy, nodes)
 	if err != nil || outcome.Stalled != nil || outcome.Waiting != nil {
 		return plan.Verdict{Stalled: outcome.Stalled, Progressing: outcome.Waiting}, ctrl.Result{}, err
 	}
@@ -101,7 +106,12 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if v != nil || err != nil {
 		return deref(v), ctrl.Result{}, err
 	}
-	return r.configureCNI(ctx, policy, det, outcome)
+	cni, v, result, err := r.configureCNI(ctx, policy, det, outcome)
+	if v != nil || err != nil {
+		return deref(v), result, err
+	}
+	v2, err := r.rolloutNodes(ctx, policy, det, cni, outcome, nodes)
+	return v2, result, err
 }
 
 func deref(v *plan.Verdict) plan.Verdict {
@@ -159,12 +169,18 @@ func selectionOf(p *mtuv1alpha1.NetworkMTUPolicy) (plan.PolicySelection, error) 
 }
 
 // computeMTUs decides the MTUs and writes them to status.
-func (r *NetworkMTUPolicyReconciler) computeMTUs(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (plan.Outcome, error) {
+func (r *NetworkMTUPolicyReconciler) computeMTUs(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, nodes []plan.NodeInput) (plan.Outcome, error) {
 	families, err := r.clusterFamilies(ctx)
 	if err != nil {
 		return plan.Outcome{}, err
 	}
-	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families})
+	var smallest *int32
+	for _, n := range nodes {
+		if n.State != nil && n.State.Status.UnderlayMTU > 0 && (smallest == nil || n.State.Status.UnderlayMTU < *smallest) {
+			smallest = &n.State.Status.UnderlayMTU
+		}
+	}
+	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families, DetectedUnderlayMTU: smallest})
 	writeComputed(&policy.Status, outcome)
 	return outcome, nil
 }
@@ -217,31 +233,53 @@ func (r *NetworkMTUPolicyReconciler) detectCNI(ctx context.Context, policy *mtuv
 	}
 	policy.Status.CNI = det.Provider
 	setCondition(policy, mtuv1alpha1.ConditionCNIDetected, metav1.ConditionTrue, mtuv1alpha1.ReasonCNIFound, fmt.Sprintf("%s: %s", det.Provider, det.Evidence))
-	return detected{Detection: det, seen: seen}, nil, nil
+	d := detected{Detection: det, seen: seen, flannelVNI: 1}
+	if det.Provider == mtuv1alpha1.CNIFlannel {
+		cm := &corev1.ConfigMap{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: seen.FlannelConfigMapNamespace, Name: plan.FlannelConfigMap}, cm); err == nil {
+			d.flannelVNI = flannel.VNI([]byte(cm.Data[plan.FlannelConfigKey]))
+		}
+	}
+	return d, nil, nil
 }
 
 type detected struct {
 	plan.Detection
 	seen plan.Seen
+	// flannelVNI names flannel's VXLAN devices (flannel.<VNI>).
+	flannelVNI int
 }
 
-// configureCNI edits the CNI's configuration (or, in DryRun, publishes the plan).
-func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (plan.Verdict, ctrl.Result, error) {
+// configureCNI edits the CNI's configuration (or, in DryRun, publishes the plan) and returns
+// what the nodes must reach; a verdict when the policy cannot go further.
+func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (plan.CNITarget, *plan.Verdict, ctrl.Result, error) {
+	target, err := plan.TargetFor(det.Provider, outcome.Result, det.flannelVNI)
+	if err != nil {
+		problem := &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, problem.Reason, problem.Message)
+		return target, &plan.Verdict{Stalled: problem}, ctrl.Result{}, nil
+	}
+	policy.Status.PodMTU = target.PodMTU
+	v, result, err := r.writeCNIConfig(ctx, policy, det, outcome)
+	return target, v, result, err
+}
+
+// writeCNIConfig edits the CNI's configuration; a verdict when the policy cannot go further.
+func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (*plan.Verdict, ctrl.Result, error) {
 	p, err := r.planCNI(ctx, det.Detection, det.seen, outcome.Result, policy.Status.ReplacedValues)
 	if err != nil {
-		return plan.Verdict{}, ctrl.Result{}, err
+		return nil, ctrl.Result{}, err
 	}
 	if p.problem != nil {
 		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, p.problem.Reason, p.problem.Message)
 		r.event(policy, corev1.EventTypeWarning, p.problem.Reason, "Configure", p.problem.Message)
-		return plan.Verdict{Stalled: p.problem}, ctrl.Result{}, nil
+		return &plan.Verdict{Stalled: p.problem}, ctrl.Result{}, nil
 	}
 	changes := p.changes()
 	restarts := p.restarts()
 	if policy.Spec.CNI.AgentRestart == mtuv1alpha1.AgentRestartNever {
 		restarts = nil
 	}
-	summary := fmt.Sprintf("%s pod MTU %d (underlay %d, %s)", det.Provider, outcome.Result.PodMTU, outcome.UnderlayMTU, policy.Spec.Encapsulation.Type)
 
 	if policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
 		policy.Status.PlannedChanges = capChanges(changes)
@@ -251,13 +289,13 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 			msg = "DryRun: the CNI configuration already matches, nothing would change"
 		}
 		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, msg)
-		return plan.Verdict{Ready: msg + "; " + summary}, ctrl.Result{}, nil
+		return nil, ctrl.Result{}, nil
 	}
 	policy.Status.PlannedChanges = nil
 
 	if len(changes) == 0 {
 		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonConfigUpToDate, "the CNI configuration holds the computed values")
-		return plan.Verdict{Ready: summary}, ctrl.Result{RequeueAfter: resyncPeriod}, nil
+		return nil, ctrl.Result{RequeueAfter: resyncPeriod}, nil
 	}
 
 	// The configuration was already applied for this generation, so someone changed it back.
@@ -270,7 +308,7 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 		if wait := plan.DriftDelay(policy.Status.DriftCorrections, last, time.Now()); wait > 0 {
 			msg := fmt.Sprintf("reverted by another writer: %s; re-applying in %s", describeChanges(changes), wait.Round(time.Second))
 			setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonDriftCorrected, msg)
-			return plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonDriftCorrected, Message: msg}}, ctrl.Result{RequeueAfter: wait}, nil
+			return &plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonDriftCorrected, Message: msg}}, ctrl.Result{RequeueAfter: wait}, nil
 		}
 	}
 
@@ -279,7 +317,7 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 			continue
 		}
 		if err := e.write(ctx); err != nil {
-			return plan.Verdict{}, ctrl.Result{}, fmt.Errorf("writing %s: %w", e.resource, err)
+			return nil, ctrl.Result{}, fmt.Errorf("writing %s: %w", e.resource, err)
 		}
 		configWrites.WithLabelValues(policy.Name, string(det.Provider)).Inc()
 		r.event(policy, corev1.EventTypeNormal, mtuv1alpha1.ReasonConfigWritten, "Update", fmt.Sprintf("%s: %s", e.resource, describeChanges(e.changes)))
@@ -291,7 +329,7 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 	for _, ds := range restarts {
 		ok, err := r.restartDaemonSet(ctx, ds, restartedAt)
 		if err != nil {
-			return plan.Verdict{}, ctrl.Result{}, fmt.Errorf("restarting DaemonSet %s: %w", ds, err)
+			return nil, ctrl.Result{}, fmt.Errorf("restarting DaemonSet %s: %w", ds, err)
 		}
 		if ok {
 			restarted = append(restarted, ds)
@@ -309,7 +347,7 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 		r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonDriftCorrected, "Update", msg)
 	}
 	setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, reason, msg)
-	return plan.Verdict{Ready: summary}, ctrl.Result{RequeueAfter: resyncPeriod}, nil
+	return nil, ctrl.Result{RequeueAfter: resyncPeriod}, nil
 }
 
 // capChanges keeps status within the CRD's bound (64 entries).
@@ -371,8 +409,18 @@ func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&mtuv1alpha1.NetworkMTUPolicy{}, allPolicies, builder.WithPredicates(policyAddedOrRemoved)).
 		Watches(&corev1.ConfigMap{}, allPolicies, builder.WithPredicates(cniConfigMaps)).
 		Watches(&corev1.Node{}, allPolicies, builder.OnlyMetadata, builder.WithPredicates(nodeLabelsChanged)).
+		Watches(&mtuv1alpha1.NodeMTUState{}, handler.EnqueueRequestsFromMapFunc(policyOfNodeState)).
 		Named("networkmtupolicy").
 		Complete(r)
+}
+
+// policyOfNodeState maps a node's state (an agent's report) to its policy.
+func policyOfNodeState(_ context.Context, o client.Object) []reconcile.Request {
+	s, ok := o.(*mtuv1alpha1.NodeMTUState)
+	if !ok || s.Spec.Policy == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: s.Spec.Policy}}}
 }
 
 // CacheOptions restricts the manager's cache of ConfigMaps and DaemonSets to the CNI

@@ -110,7 +110,7 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if v != nil || err != nil {
 		return deref(v), result, err
 	}
-	v2, err := r.rolloutNodes(ctx, policy, det, cni, outcome, nodes)
+	v2, err := r.rolloutNodes(ctx, policy, det, cni, nodes)
 	return v2, result, err
 }
 
@@ -257,7 +257,8 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 	if err != nil {
 		problem := &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}
 		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, problem.Reason, problem.Message)
-		return target, &plan.Verdict{Stalled: problem}, ctrl.Result{}, nil
+		return target, &plan.Verdict{Stalled: problem}, ctrl.Result{}, nil //nolint:nilerr // an unsupported combination is reported in status, not retried
+
 	}
 	policy.Status.PodMTU = target.PodMTU
 	v, result, err := r.writeCNIConfig(ctx, policy, det, outcome)

@@ -104,7 +104,7 @@ func (r *NetworkMTUPolicyReconciler) createNodeState(ctx context.Context, policy
 
 // rolloutNodes hands the target to the nodes at the pace the policy allows, writes their
 // specs, and reports the nodes in the policy's status and conditions.
-func (r *NetworkMTUPolicyReconciler) rolloutNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, outcome plan.Outcome, nodes []plan.NodeInput) (plan.Verdict, error) {
+func (r *NetworkMTUPolicyReconciler) rolloutNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, nodes []plan.NodeInput) (plan.Verdict, error) {
 	nodeTarget := plan.NodeTarget{
 		PodMTU:           target.PodMTU,
 		Interfaces:       target.Interfaces,

@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build: static Go binaries on a distroless base.
 #   docker build --target manager -t <registry>/mtu-operator/manager:<tag> .
+#   docker build --target agent -t <registry>/mtu-operator/agent:<tag> .
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -13,7 +14,8 @@ COPY controllers/ controllers/
 COPY internal/ internal/
 ARG TARGETOS=linux
 ARG TARGETARCH=amd64
-RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/manager ./cmd/manager
+RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/manager ./cmd/manager && \
+    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/agent ./cmd/agent
 
 # The manager talks only to the API server: no capabilities, a non-root user, a read-only
 # root filesystem (set in config/manager/manager.yaml).
@@ -21,3 +23,12 @@ FROM gcr.io/distroless/static-debian12:nonroot AS manager
 COPY --from=build /out/manager /manager
 USER 65532:65532
 ENTRYPOINT ["/manager"]
+
+# The node agent changes the host's links and routes over netlink (CAP_NET_ADMIN) and sends
+# don't-fragment ICMP probes on raw sockets (CAP_NET_RAW). Those capabilities take effect for
+# UID 0, so this image runs as root; config/agent/daemonset.yaml drops every other capability,
+# forbids privilege escalation and mounts the root filesystem read-only.
+FROM gcr.io/distroless/static-debian12 AS agent
+COPY --from=build /out/agent /agent
+USER 0:0
+ENTRYPOINT ["/agent"]

@@ -9,6 +9,7 @@ KUBERNETES_VERSION ?= v1.36.3
 ETCD_VERSION ?= v3.6.16
 
 IMG ?= ghcr.io/mtu-operator/manager:dev
+AGENT_IMG ?= ghcr.io/mtu-operator/agent:dev
 
 export GOTOOLCHAIN := local
 BIN := $(CURDIR)/bin
@@ -31,8 +32,10 @@ help: ## List the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the kubebuilder markers.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and each binary's RBAC from the kubebuilder markers.
+	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=agent-role paths="./internal/agent/..." output:rbac:artifacts:config=config/agent
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -91,16 +94,18 @@ demo: ## Run the operator end to end on an embedded control plane (not available
 ##@ Build
 
 .PHONY: build
-build: generate fmt vet ## Build the manager binary.
+build: generate fmt vet ## Build the manager and agent binaries.
 	CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd/manager
+	CGO_ENABLED=0 go build -trimpath -o bin/agent ./cmd/agent
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the current kubeconfig.
 	go run ./cmd/manager
 
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
+docker-build: ## Build the container images (needs a Docker engine).
 	docker build --target manager -t $(IMG) .
+	docker build --target agent -t $(AGENT_IMG) .
 
 ##@ Deployment
 

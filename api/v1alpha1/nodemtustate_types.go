@@ -62,9 +62,9 @@ type NodeProbe struct {
 type NodePhase string
 
 const (
-	// PhaseObserve: report the interfaces, change nothing (the node waits for its turn).
+	// PhaseObserve means: report the interfaces, change nothing (the node waits for its turn).
 	PhaseObserve NodePhase = "Observe"
-	// PhaseConverge: bring the interfaces to their target MTUs.
+	// PhaseConverge means: bring the interfaces to their target MTUs.
 	PhaseConverge NodePhase = "Converge"
 )
 
@@ -156,11 +156,11 @@ type TransactionOutcome string
 
 // The transaction outcomes.
 const (
-	// TransactionCommitted: the change was applied and the probes passed.
+	// TransactionCommitted means change was applied and the probes passed.
 	TransactionCommitted TransactionOutcome = "Committed"
-	// TransactionRolledBack: a probe failed and every interface was put back.
+	// TransactionRolledBack means a probe failed and every interface was put back.
 	TransactionRolledBack TransactionOutcome = "RolledBack"
-	// TransactionFailed: putting an interface back failed too; the node needs a person.
+	// TransactionFailed means putting an interface back failed too; the node needs a person.
 	TransactionFailed TransactionOutcome = "Failed"
 )
 

@@ -1,0 +1,386 @@
+// Package agent is the node agent's reconciler: it reads its node's NodeMTUState, detects the
+// underlay, brings the CNI's host interfaces to their target MTUs as transactions (apply,
+// probe, commit or roll back), pins route MTUs while the cluster is mid-change, and reports
+// what it saw in the NodeMTUState's status. It touches the kernel only through
+// netdev.Interfaces, so the same code runs on a node, in a test namespace or on a fake.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
+	"github.com/mtu-operator/mtu-operator/internal/node/probe"
+	"github.com/mtu-operator/mtu-operator/internal/node/routepin"
+	"github.com/mtu-operator/mtu-operator/internal/node/txn"
+	"github.com/mtu-operator/mtu-operator/internal/node/underlay"
+)
+
+// FieldManager is the agent's field manager: it writes NodeMTUState status only.
+const FieldManager = "mtu-operator-agent"
+
+// Timing of the agent's safety nets; link events drive it otherwise.
+const (
+	// resyncPeriod re-reads the node even without events.
+	resyncPeriod = 5 * time.Minute
+	// retryAfterFailure is how long a failed change waits before the agent tries it again.
+	retryAfterFailure = 2 * time.Minute
+)
+
+// ProberFactory builds the probe for a change: what must still work once the node's underlay
+// carries packets of size bytes.
+type ProberFactory func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober
+
+// Reconciler reconciles one node.
+type Reconciler struct {
+	client.Client
+	// NodeName is the node this agent runs on; it acts on that NodeMTUState only.
+	NodeName string
+	// Links is the node's network namespace.
+	Links netdev.Interfaces
+	// Pinner pins route MTUs in that namespace.
+	Pinner *routepin.Pinner
+	// Probes builds the probe run after each change.
+	Probes ProberFactory
+}
+
+// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+
+// Reconcile brings the node to its NodeMTUState's spec and reports.
+func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	state := &mtuv1alpha1.NodeMTUState{}
+	if err := r.Get(ctx, types.NamespacedName{Name: r.NodeName}, state); err != nil {
+		if apierrors.IsNotFound(err) {
+			// No policy manages this node any more: give routes their own MTU back.
+			return ctrl.Result{}, r.Pinner.Release()
+		}
+		return ctrl.Result{}, err
+	}
+	base := state.DeepCopy()
+	status := &state.Status
+	spec := state.Spec
+
+	u, err := r.detectUnderlay(spec)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	status.Underlay, status.UnderlayMTU = u.interfaces, u.mtu
+	if status.UnderlayAddresses, err = r.nodeAddresses(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	result := ctrl.Result{RequeueAfter: resyncPeriod}
+	if spec.Phase == mtuv1alpha1.PhaseConverge {
+		wait, err := r.converge(ctx, state, u)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if wait > 0 {
+			result.RequeueAfter = wait
+		}
+	}
+	if err := r.pinRoutes(spec, status); err != nil {
+		// A CNI device that does not exist (yet) has no routes to pin; anything else is
+		// worth a log line, but the report still goes out.
+		if !errors.Is(err, netdev.ErrLinkNotFound) {
+			log.FromContext(ctx).Error(err, "pinning route MTUs")
+		}
+	}
+	if err := r.observeInterfaces(spec, status); err != nil {
+		return ctrl.Result{}, err
+	}
+	setConverged(state)
+	status.ObservedGeneration = state.Generation
+	if err := r.Status().Patch(ctx, state, client.MergeFrom(base), client.FieldOwner(FieldManager)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("reporting NodeMTUState status: %w", err)
+	}
+	return result, nil
+}
+
+type detectedUnderlay struct {
+	interfaces []mtuv1alpha1.UnderlayInterface
+	mtu        int32
+}
+
+func (r *Reconciler) detectUnderlay(spec mtuv1alpha1.NodeMTUStateSpec) (detectedUnderlay, error) {
+	links, err := r.Links.Links()
+	if err != nil {
+		return detectedUnderlay{}, fmt.Errorf("listing links: %w", err)
+	}
+	defaults, err := r.Links.DefaultRouteLinks()
+	if err != nil {
+		return detectedUnderlay{}, fmt.Errorf("reading default routes: %w", err)
+	}
+	pattern, err := regexp.Compile(cmpOr(spec.UnderlayInterfacePattern, mtuv1alpha1.DefaultInterfacePattern))
+	if err != nil {
+		return detectedUnderlay{}, fmt.Errorf("underlay interface pattern: %w", err)
+	}
+	found, err := underlay.Detect(links, defaults, pattern)
+	if err != nil {
+		// No underlay is a report, not a failure: the status says so.
+		return detectedUnderlay{}, nil //nolint:nilerr // reported as an empty underlay
+	}
+	d := detectedUnderlay{mtu: int32(found.MTU)}
+	for _, i := range found.Interfaces {
+		d.interfaces = append(d.interfaces, mtuv1alpha1.UnderlayInterface{Name: i.Name, MTU: int32(i.MTU), DefaultRoute: i.DefaultRoute})
+	}
+	return d, nil
+}
+
+func cmpOr(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
+// nodeAddresses are the node's internal addresses, which other nodes' agents probe.
+func (r *Reconciler) nodeAddresses(ctx context.Context) ([]string, error) {
+	node := &corev1.Node{}
+	if err := r.Get(ctx, types.NamespacedName{Name: r.NodeName}, node); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	var out []string
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && len(out) < 4 {
+			out = append(out, a.Address)
+		}
+	}
+	return out, nil
+}
+
+// converge applies the changes the spec asks for as one transaction. It returns how long to
+// wait before retrying when the last attempt at this spec failed.
+func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) (time.Duration, error) {
+	if last := state.Status.LastTransaction; last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted &&
+		state.Status.ObservedGeneration == state.Generation {
+		if wait := retryAfterFailure - time.Since(last.Time.Time); wait > 0 {
+			return wait, nil
+		}
+	}
+	changes, err := r.changes(state.Spec, u)
+	if err != nil || len(changes) == 0 {
+		return 0, err
+	}
+	underlayMTU := int(u.mtu)
+	if state.Spec.UnderlayMTU != nil {
+		underlayMTU = int(*state.Spec.UnderlayMTU)
+	}
+	t := txn.Transaction{
+		Links:        r.Links,
+		Probe:        r.Probes(state.Spec.Probe, underlayMTU),
+		ProbeTimeout: time.Duration(state.Spec.Probe.TimeoutSeconds) * time.Second,
+	}
+	res := t.Run(ctx, changes)
+	record := &mtuv1alpha1.Transaction{
+		PolicyGeneration: state.Spec.PolicyGeneration,
+		Outcome:          mtuv1alpha1.TransactionOutcome(res.Outcome),
+		Reason:           string(res.Outcome),
+		Message:          truncate(res.Reason, 1024),
+		Time:             metav1.Now(),
+	}
+	for _, c := range res.Applied {
+		if len(record.Changes) < 24 {
+			record.Changes = append(record.Changes, mtuv1alpha1.InterfaceChange{Name: c.Link, From: int32(c.From), To: int32(c.To)})
+		}
+	}
+	state.Status.LastTransaction = record
+	log.FromContext(ctx).Info("transaction", "outcome", res.Outcome, "reason", res.Reason)
+	if res.Outcome != txn.Committed {
+		return retryAfterFailure, nil
+	}
+	return 0, nil
+}
+
+// changes lists what differs from the spec: the underlay when enforced, then every managed
+// interface present on the node. Absent interfaces are reported, not created.
+func (r *Reconciler) changes(spec mtuv1alpha1.NodeMTUStateSpec, u detectedUnderlay) ([]txn.Change, error) {
+	links, err := r.Links.Links()
+	if err != nil {
+		return nil, fmt.Errorf("listing links: %w", err)
+	}
+	mtuOf := map[string]int{}
+	for _, l := range links {
+		mtuOf[l.Name] = l.MTU
+	}
+	var changes []txn.Change
+	if spec.UnderlayMTU != nil {
+		for _, i := range u.interfaces {
+			if i.MTU != *spec.UnderlayMTU {
+				changes = append(changes, txn.Change{Link: i.Name, From: int(i.MTU), To: int(*spec.UnderlayMTU), Role: txn.Underlay})
+			}
+		}
+	}
+	for _, want := range spec.Interfaces {
+		if have, ok := mtuOf[want.Name]; ok && have != int(want.MTU) {
+			changes = append(changes, txn.Change{Link: want.Name, From: have, To: int(want.MTU), Role: txn.Role(want.Role)})
+		}
+	}
+	return changes, nil
+}
+
+// pinRoutes pins the MTU of routes through the managed interfaces while the spec asks, and
+// releases the pin when it no longer does.
+func (r *Reconciler) pinRoutes(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1alpha1.NodeMTUStateStatus) error {
+	if spec.RouteMTU == nil {
+		if err := r.Pinner.Release(); err != nil {
+			return err
+		}
+		status.RouteMTU = nil
+		return nil
+	}
+	var devices []string
+	for _, i := range spec.Interfaces {
+		devices = append(devices, i.Name)
+	}
+	pinned := *spec.RouteMTU
+	status.RouteMTU = &pinned
+	return r.Pinner.Pin(devices, int(*spec.RouteMTU))
+}
+
+// observeInterfaces reports every managed interface as the kernel has it now.
+func (r *Reconciler) observeInterfaces(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1alpha1.NodeMTUStateStatus) error {
+	links, err := r.Links.Links()
+	if err != nil {
+		return fmt.Errorf("listing links: %w", err)
+	}
+	status.Interfaces = nil
+	for _, want := range spec.Interfaces {
+		i := slices.IndexFunc(links, func(l netdev.Link) bool { return l.Name == want.Name })
+		s := mtuv1alpha1.InterfaceState{Name: want.Name}
+		if i >= 0 {
+			s.Present, s.MTU = true, int32(links[i].MTU)
+		}
+		status.Interfaces = append(status.Interfaces, s)
+	}
+	return nil
+}
+
+// setConverged says whether the node matches its spec: every present managed interface, and
+// the underlay when enforced, at its target.
+func setConverged(state *mtuv1alpha1.NodeMTUState) {
+	spec, status := state.Spec, &state.Status
+	var off []string
+	if spec.Phase != mtuv1alpha1.PhaseConverge {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: mtuv1alpha1.ConditionConverged, Status: metav1.ConditionFalse,
+			Reason: "Waiting", Message: "waiting for this node's turn in the rollout; interfaces are only reported", ObservedGeneration: state.Generation})
+		return
+	}
+	for _, want := range spec.Interfaces {
+		for _, have := range status.Interfaces {
+			if have.Name == want.Name && have.Present && have.MTU != want.MTU {
+				off = append(off, fmt.Sprintf("%s is %d, not %d", have.Name, have.MTU, want.MTU))
+			}
+		}
+	}
+	if spec.UnderlayMTU != nil {
+		for _, u := range status.Underlay {
+			if u.MTU != *spec.UnderlayMTU {
+				off = append(off, fmt.Sprintf("underlay %s is %d, not %d", u.Name, u.MTU, *spec.UnderlayMTU))
+			}
+		}
+	}
+	c := metav1.Condition{Type: mtuv1alpha1.ConditionConverged, Status: metav1.ConditionTrue, Reason: "AtTarget",
+		Message: "every managed interface is at its target MTU", ObservedGeneration: state.Generation}
+	if len(off) > 0 {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "NotAtTarget", strings.Join(off, "; ")
+	}
+	meta.SetStatusCondition(&status.Conditions, c)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-len("…")] + "…"
+}
+
+// SetupWithManager watches this node's NodeMTUState, its Node (for its addresses), and the
+// kernel's link updates, so an MTU changed behind the agent's back is noticed without polling.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, name string, linkEvents <-chan event.GenericEvent) error {
+	own := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == r.NodeName })
+	enqueueOwn := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []ctrl.Request {
+		return []ctrl.Request{{NamespacedName: types.NamespacedName{Name: r.NodeName}}}
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		For(&mtuv1alpha1.NodeMTUState{}, builder.WithPredicates(own, predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Node{}, enqueueOwn, builder.WithPredicates(own))
+	if linkEvents != nil {
+		b = b.WatchesRawSource(source.Channel(linkEvents, enqueueOwn))
+	}
+	return b.Complete(r)
+}
+
+// LinkEvents turns the kernel's link updates into controller events, re-subscribing when the
+// subscription drops (the kernel socket can overflow), until ctx ends.
+func LinkEvents(ctx context.Context, links netdev.Interfaces) <-chan event.GenericEvent {
+	out := make(chan event.GenericEvent)
+	go func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			updates, err := links.WatchLinks(ctx)
+			if err != nil {
+				log.FromContext(ctx).Error(err, "watching links; retrying")
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			// After a (re)subscription, anything may have changed meanwhile.
+			out <- event.GenericEvent{Object: &mtuv1alpha1.NodeMTUState{}}
+			for range updates {
+				select {
+				case out <- event.GenericEvent{Object: &mtuv1alpha1.NodeMTUState{}}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// DefaultProbes probes the API server over TCP and each peer with a don't-fragment ICMP echo
+// of the underlay MTU, so a path that cannot carry full-size packets fails the change instead
+// of black-holing them later.
+func DefaultProbes(apiServer string) ProberFactory {
+	return func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober {
+		timeout := time.Duration(spec.TimeoutSeconds) * time.Second
+		var probers []probe.Prober
+		if target := cmpOr(spec.APIServer, apiServer); target != "" {
+			probers = append(probers, probe.TCP(target, timeout))
+		}
+		for _, p := range spec.Peers {
+			if addr, err := netip.ParseAddr(p); err == nil && size > 0 {
+				probers = append(probers, probe.ICMPDF(addr, size, timeout))
+			}
+		}
+		return probe.All(probers...)
+	}
+}

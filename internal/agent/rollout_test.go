@@ -1,0 +1,233 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+)
+
+func jumboPolicy(name string, maxUnavailable intstr.IntOrString) *mtuv1alpha1.NetworkMTUPolicy {
+	p := &mtuv1alpha1.NetworkMTUPolicy{}
+	p.Name = name
+	underlay := int32(9000)
+	p.Spec.Underlay.MTU = &underlay
+	p.Spec.Underlay.InterfacePattern = "^eth"
+	p.Spec.Encapsulation.Type = mtuv1alpha1.EncapsulationVXLAN
+	p.Spec.IPFamilies = []mtuv1alpha1.IPFamily{mtuv1alpha1.IPv4}
+	p.Spec.Rollout.MaxUnavailable = &maxUnavailable
+	return p
+}
+
+func getPolicy(t *testing.T, name string) *mtuv1alpha1.NetworkMTUPolicy {
+	t.Helper()
+	p := &mtuv1alpha1.NetworkMTUPolicy{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func conditionOf(p *mtuv1alpha1.NetworkMTUPolicy, conditionType string) (status, reason, message string) {
+	if c := meta.FindStatusCondition(p.Status.Conditions, conditionType); c != nil && c.ObservedGeneration == p.Generation {
+		return string(c.Status), c.Reason, c.Message
+	}
+	return "absent", "", ""
+}
+
+func states(t *testing.T) []mtuv1alpha1.NodeMTUState {
+	t.Helper()
+	var list mtuv1alpha1.NodeMTUStateList
+	if err := env.Client.List(context.Background(), &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// changing counts nodes asked to converge that do not yet report every interface at its
+// target (a node that has reported nothing yet counts too).
+func changing(list []mtuv1alpha1.NodeMTUState) int {
+	n := 0
+	for _, s := range list {
+		if s.Spec.Phase == mtuv1alpha1.PhaseConverge && !reportsTarget(s) {
+			n++
+		}
+	}
+	return n
+}
+
+func reportsTarget(s mtuv1alpha1.NodeMTUState) bool {
+	for _, want := range s.Spec.Interfaces {
+		found := false
+		for _, have := range s.Status.Interfaces {
+			found = found || (have.Name == want.Name && have.MTU == want.MTU)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRolloutPacesAndConverges: five nodes move from 1450 to 8950 two at a time, with routes
+// pinned to the old MTU until every node has converged, then released.
+func TestRolloutPacesAndConverges(t *testing.T) {
+	flannelFixture(t)
+	var nodes []*testNode
+	for i := 1; i <= 5; i++ {
+		nodes = append(nodes, newNode(fmt.Sprintf("pace-%d", i), 9000))
+	}
+	cluster(t, 300*time.Millisecond, nodes...)
+	createPolicy(t, jumboPolicy("pace", intstr.FromInt32(2)))
+
+	// Watch every state the API server holds while the rollout runs.
+	var most, pinnedSeen atomic.Int32
+	stop := make(chan struct{})
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			list := states(t)
+			if c := int32(changing(list)); c > most.Load() {
+				most.Store(c)
+			}
+			for _, s := range list {
+				if s.Status.RouteMTU != nil && *s.Status.RouteMTU == 1450 {
+					pinnedSeen.Store(1)
+				}
+			}
+		}
+	}()
+	eventually(t, "policy Ready", func() error {
+		p := getPolicy(t, "pace")
+		if status, reason, msg := conditionOf(p, mtuv1alpha1.ConditionReady); status != "True" {
+			return fmt.Errorf("Ready %s %s: %s", status, reason, msg)
+		}
+		return nil
+	})
+	close(stop)
+	<-watching
+
+	if got := most.Load(); got > 2 || got == 0 {
+		t.Errorf("at most %d nodes were changing at once; want 1 or 2 (maxUnavailable 2)", got)
+	}
+	if pinnedSeen.Load() == 0 {
+		t.Errorf("routes were never pinned to the old MTU 1450 during the rollout")
+	}
+	p := getPolicy(t, "pace")
+	if p.Status.Nodes != (mtuv1alpha1.NodeCounts{Selected: 5, Converged: 5}) || p.Status.PodMTU != 8950 {
+		t.Errorf("nodes %+v pod MTU %d; want 5/5 converged at 8950", p.Status.Nodes, p.Status.PodMTU)
+	}
+	if status, _, msg := conditionOf(p, mtuv1alpha1.ConditionUnderlayConsistent); status != "True" {
+		t.Errorf("UnderlayConsistent %s: %s", status, msg)
+	}
+	for _, n := range nodes {
+		for _, name := range []string{"flannel.1", "cni0"} {
+			if l, _ := n.links.Link(name); l.MTU != 8950 {
+				t.Errorf("%s %s MTU %d; want 8950", n.name, name, l.MTU)
+			}
+		}
+		for _, r := range n.links.AllRoutes() {
+			if r.MTU != 0 {
+				t.Errorf("%s route %s still pinned to %d after the rollout", n.name, r, r.MTU)
+			}
+		}
+	}
+}
+
+// TestUnderlayMismatchIsNamedAndEnforced: the 1500 node in a 9000 cluster is named; with
+// underlay.management Enforce its NIC is raised and the policy goes Ready.
+func TestUnderlayMismatchIsNamedAndEnforced(t *testing.T) {
+	flannelFixture(t)
+	odd := newNode("mismatch-3", 1500)
+	nodes := []*testNode{newNode("mismatch-1", 9000), newNode("mismatch-2", 9000), odd}
+	cluster(t, 0, nodes...)
+	createPolicy(t, jumboPolicy("mismatch", intstr.FromString("100%")))
+
+	eventually(t, "the 1500 node named", func() error {
+		p := getPolicy(t, "mismatch")
+		status, reason, msg := conditionOf(p, mtuv1alpha1.ConditionUnderlayConsistent)
+		if status != "False" || reason != mtuv1alpha1.ReasonUnderlayMismatch || !strings.Contains(msg, "mismatch-3 (1500)") {
+			return fmt.Errorf("UnderlayConsistent %s %s: %s", status, reason, msg)
+		}
+		if status, reason, _ := conditionOf(p, mtuv1alpha1.ConditionStalled); status != "True" || reason != mtuv1alpha1.ReasonUnderlayMismatch {
+			return fmt.Errorf("Stalled %s %s", status, reason)
+		}
+		return nil
+	})
+	if l, _ := odd.links.Link("eth0"); l.MTU != 1500 {
+		t.Fatalf("eth0 changed to %d although the policy only observes the underlay", l.MTU)
+	}
+
+	eventually(t, "switch to Enforce", func() error {
+		p := getPolicy(t, "mismatch")
+		p.Spec.Underlay.Management = mtuv1alpha1.UnderlayEnforce
+		return env.Client.Update(context.Background(), p)
+	})
+	eventually(t, "policy Ready with the NIC raised", func() error {
+		p := getPolicy(t, "mismatch")
+		if status, reason, msg := conditionOf(p, mtuv1alpha1.ConditionReady); status != "True" {
+			return fmt.Errorf("Ready %s %s: %s", status, reason, msg)
+		}
+		if status, _, msg := conditionOf(p, mtuv1alpha1.ConditionUnderlayConsistent); status != "True" {
+			return fmt.Errorf("UnderlayConsistent %s: %s", status, msg)
+		}
+		return nil
+	})
+	if l, _ := odd.links.Link("eth0"); l.MTU != 9000 {
+		t.Errorf("mismatch-3 eth0 MTU %d; want 9000", l.MTU)
+	}
+}
+
+// TestFailedNodeHaltsTheRollout: a node whose probe fails rolls back; the policy stalls naming
+// it and no further node is touched.
+func TestFailedNodeHaltsTheRollout(t *testing.T) {
+	flannelFixture(t)
+	bad := newNode("halt-1", 9000)
+	bad.failProbe = true
+	nodes := []*testNode{bad, newNode("halt-2", 9000), newNode("halt-3", 9000)}
+	cluster(t, 0, nodes...)
+	createPolicy(t, jumboPolicy("halt", intstr.FromInt32(1)))
+
+	eventually(t, "the rollout stalls naming halt-1", func() error {
+		p := getPolicy(t, "halt")
+		status, reason, msg := conditionOf(p, mtuv1alpha1.ConditionStalled)
+		if status != "True" || reason != mtuv1alpha1.ReasonNodeFailed || !strings.Contains(msg, "halt-1") {
+			return fmt.Errorf("Stalled %s %s: %s", status, reason, msg)
+		}
+		if p.Status.Nodes.Failed != 1 {
+			return fmt.Errorf("failed count %d", p.Status.Nodes.Failed)
+		}
+		return nil
+	})
+	for _, s := range states(t) {
+		switch s.Name {
+		case "halt-1":
+			if s.Status.LastTransaction == nil || s.Status.LastTransaction.Outcome != mtuv1alpha1.TransactionRolledBack {
+				t.Errorf("halt-1 last transaction %+v; want RolledBack", s.Status.LastTransaction)
+			}
+		case "halt-2", "halt-3":
+			if s.Spec.Phase != mtuv1alpha1.PhaseObserve {
+				t.Errorf("%s phase %s; the rollout must stop at the failed node", s.Name, s.Spec.Phase)
+			}
+		}
+	}
+	for _, n := range nodes {
+		if l, _ := n.links.Link("flannel.1"); l.MTU != 1450 {
+			t.Errorf("%s flannel.1 MTU %d; want 1450 (rolled back or untouched)", n.name, l.MTU)
+		}
+	}
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
+	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
+	"github.com/mtu-operator/mtu-operator/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, testenv.Options{}, func(e *testenv.Env) func() { env = e; return nil }))
+}
+
+// node is a network namespace set up as a flannel node on a 1500 network: eth0 to a peer
+// node (whose address answers probes), flannel.1 (VXLAN over eth0) and cni0 at 1450, and a
+// route to another node's pod subnet through flannel.1.
+func node(t *testing.T) (ns, peer *nettest.Namespace) {
+	ns, peer = nettest.NewNamespace(t), nettest.NewNamespace(t)
+	ns.AddVeth(t, "eth0", "eth0", peer, 1500)
+	ns.AddAddr(t, "eth0", "192.0.2.1/24")
+	peer.AddAddr(t, "eth0", "192.0.2.2/24")
+	ns.SetUp(t, "lo", "eth0")
+	peer.SetUp(t, "lo", "eth0")
+	ns.WaitRunning(t, "eth0")
+	eth0 := ns.Link(t, "eth0")
+	if err := ns.NL.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("192.0.2.2")}); err != nil {
+		t.Fatalf("adding the default route: %v", err)
+	}
+	ns.AddLink(t, &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "flannel.1", MTU: 1450}, VxlanId: 1, VtepDevIndex: eth0.Attrs().Index, Port: 8472})
+	ns.AddLink(t, &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "cni0", MTU: 1450}})
+	ns.SetUp(t, "flannel.1", "cni0")
+	_, podNet, _ := net.ParseCIDR("10.244.2.0/24")
+	flannel1 := ns.Link(t, "flannel.1")
+	if err := ns.NL.RouteAdd(&netlink.Route{LinkIndex: flannel1.Attrs().Index, Dst: podNet, Gw: net.ParseIP("10.244.2.0"), Flags: int(netlink.FLAG_ONLINK)}); err != nil {
+		t.Fatalf("adding the pod route: %v", err)
+	}
+	return ns, peer
+}
+
+// listenIn opens a TCP listener in a namespace: the API server as the node's probe sees it.
+func listenIn(t *testing.T, ns *nettest.Namespace, addr string) string {
+	var l net.Listener
+	err := netdev.InNamespace(ns.NS, func() error {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func podRouteMTU(t *testing.T, ns *nettest.Namespace) int {
+	t.Helper()
+	routes, err := ns.NL.RouteList(ns.Link(t, "flannel.1"), netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if r.Dst != nil && r.Dst.String() == "10.244.2.0/24" {
+			return r.MTU
+		}
+	}
+	t.Fatalf("the pod route through flannel.1 is gone")
+	return 0
+}
+
+// TestAgentInANamespace runs the agent binary's code against a real API server and a real
+// network namespace: it reports the underlay and notices a change without polling, converges
+// flannel's devices as a probed transaction, pins and releases route MTUs, and rolls back a
+// change whose don't-fragment probe cannot cross the path.
+func TestAgentInANamespace(t *testing.T) {
+	ns, peer := node(t)
+	apiServer := listenIn(t, peer, "192.0.2.2:0")
+	ctx := context.Background()
+
+	k8sNode := &corev1.Node{}
+	k8sNode.Name = "node-1"
+	if err := env.Client.Create(ctx, k8sNode); err != nil {
+		t.Fatal(err)
+	}
+	k8sNode.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.1"}}
+	if err := env.Client.Status().Update(ctx, k8sNode); err != nil {
+		t.Fatal(err)
+	}
+	state := &mtuv1alpha1.NodeMTUState{}
+	state.Name = "node-1"
+	state.Spec = mtuv1alpha1.NodeMTUStateSpec{
+		Policy: "jumbo", Phase: mtuv1alpha1.PhaseObserve, UnderlayInterfacePattern: "^eth",
+		Interfaces: []mtuv1alpha1.ManagedInterface{{Name: "flannel.1", Role: mtuv1alpha1.RoleTunnel, MTU: 8950}, {Name: "cni0", Role: mtuv1alpha1.RoleBridge, MTU: 8950}},
+		Probe:      mtuv1alpha1.NodeProbe{APIServer: apiServer, Peers: []string{"192.0.2.2"}, TimeoutSeconds: 3},
+	}
+	if err := env.Client.Create(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.Delete(ctx, state)
+		_ = env.Client.Delete(ctx, k8sNode)
+	})
+
+	agentCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(agentCtx, env.Config, []string{
+			"--node-name", "node-1", "--netns", fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns.NS)),
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		})
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+
+	get := func() *mtuv1alpha1.NodeMTUState {
+		s := &mtuv1alpha1.NodeMTUState{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: "node-1"}, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	wait := func(what string, within time.Duration, check func(*mtuv1alpha1.NodeMTUState) error) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			err := check(get())
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s: %v", what, within, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// 1. Observe: the underlay and the interfaces are reported, nothing changes.
+	wait("the first report", 30*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
+		if s.Status.UnderlayMTU != 1500 || len(s.Status.Underlay) != 1 || !s.Status.Underlay[0].DefaultRoute || fmt.Sprint(s.Status.UnderlayAddresses) != "[192.0.2.1]" {
+			return fmt.Errorf("underlay %d %+v addresses %v", s.Status.UnderlayMTU, s.Status.Underlay, s.Status.UnderlayAddresses)
+		}
+		if fmt.Sprint(s.Status.Interfaces) != "[{flannel.1 1450 true} {cni0 1450 true}]" {
+			return fmt.Errorf("interfaces %v", s.Status.Interfaces)
+		}
+		return nil
+	})
+
+	// 2. Someone raises the NICs to 9000: noticed from the link event, long before any resync.
+	peer.SetMTU(t, "eth0", 9000)
+	ns.SetMTU(t, "eth0", 9000)
+	wait("the underlay change reported", 5*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
+		if s.Status.UnderlayMTU != 9000 {
+			return fmt.Errorf("underlay %d", s.Status.UnderlayMTU)
+		}
+		return nil
+	})
+
+	// 3. Converge, with routes pinned to the old MTU: flannel.1 and cni0 go to 8950 after the
+	// probes (API server over TCP, a 9000-byte don't-fragment echo to the peer) pass.
+	s := get()
+	pin := int32(1450)
+	s.Spec.Phase, s.Spec.RouteMTU = mtuv1alpha1.PhaseConverge, &pin
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	wait("converged with routes pinned", 30*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
+		c := meta.FindStatusCondition(s.Status.Conditions, mtuv1alpha1.ConditionConverged)
+		if c == nil || c.Status != "True" || s.Status.RouteMTU == nil || *s.Status.RouteMTU != 1450 {
+			return fmt.Errorf("converged %v route pin %v last %+v", c, s.Status.RouteMTU, s.Status.LastTransaction)
+		}
+		return nil
+	})
+	if last := get().Status.LastTransaction; last == nil || last.Outcome != mtuv1alpha1.TransactionCommitted || len(last.Changes) != 2 {
+		t.Errorf("last transaction %+v; want a committed change of flannel.1 and cni0", last)
+	}
+	if m := ns.MTU(t, "flannel.1"); m != 8950 {
+		t.Errorf("flannel.1 MTU %d; want 8950", m)
+	}
+	if m := podRouteMTU(t, ns); m != 1450 {
+		t.Errorf("pod route MTU %d; want it pinned to 1450", m)
+	}
+
+	// 4. The pin is released: the route takes the device's MTU again.
+	s = get()
+	s.Spec.RouteMTU = nil
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	wait("the pin released", 30*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
+		if s.Status.RouteMTU != nil {
+			return fmt.Errorf("route pin %d", *s.Status.RouteMTU)
+		}
+		return nil
+	})
+	if m := podRouteMTU(t, ns); m != 0 {
+		t.Errorf("pod route MTU %d after release; want no MTU metric, as before", m)
+	}
+
+	// 5. The peer's NIC drops back to 1500: a change now fails its 9000-byte probe and is
+	// rolled back.
+	peer.SetMTU(t, "eth0", 1500)
+	s = get()
+	s.Spec.Interfaces[0].MTU = 8900
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	wait("the change rolled back", 30*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
+		if last := s.Status.LastTransaction; last == nil || last.Outcome != mtuv1alpha1.TransactionRolledBack {
+			return fmt.Errorf("last transaction %+v", last)
+		}
+		return nil
+	})
+	if m := ns.MTU(t, "flannel.1"); m != 8950 {
+		t.Errorf("flannel.1 MTU %d after the rollback; want 8950 again", m)
+	}
+	t.Logf("rolled back: %s", get().Status.LastTransaction.Message)
+}

@@ -63,6 +63,12 @@ type Reconciler struct {
 	Pinner *routepin.Pinner
 	// Probes builds the probe run after each change.
 	Probes ProberFactory
+
+	// last is the agent's own record of its last transaction and the spec generation it
+	// served. The agent alone writes that status, so this record is authoritative even when the
+	// cache has not caught up with the status it just wrote.
+	last           *mtuv1alpha1.Transaction
+	lastGeneration int64
 }
 
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates,verbs=get;list;watch
@@ -175,8 +181,12 @@ func (r *Reconciler) nodeAddresses(ctx context.Context) ([]string, error) {
 // converge applies the changes the spec asks for as one transaction. It returns how long to
 // wait before retrying when the last attempt at this spec failed.
 func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) (time.Duration, error) {
-	if last := state.Status.LastTransaction; last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted &&
-		state.Status.ObservedGeneration == state.Generation {
+	last, lastGeneration := state.Status.LastTransaction, state.Status.ObservedGeneration
+	if r.last != nil && (last == nil || r.last.Time.After(last.Time.Time)) {
+		last, lastGeneration = r.last, r.lastGeneration
+		state.Status.LastTransaction = r.last.DeepCopy()
+	}
+	if last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted && lastGeneration == state.Generation {
 		if wait := retryAfterFailure - time.Since(last.Time.Time); wait > 0 {
 			return wait, nil
 		}
@@ -208,6 +218,7 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 		}
 	}
 	state.Status.LastTransaction = record
+	r.last, r.lastGeneration = record.DeepCopy(), state.Generation
 	log.FromContext(ctx).Info("transaction", "outcome", res.Outcome, "reason", res.Reason)
 	if res.Outcome != txn.Committed {
 		return retryAfterFailure, nil

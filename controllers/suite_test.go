@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -31,7 +29,7 @@ var (
 // TestMain starts one API server for the package and a manager running the controllers, as
 // cmd/manager wires them.
 func TestMain(m *testing.M) {
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(logOutput())))
+	testenv.SetLogger()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		panic(err)
@@ -47,40 +45,13 @@ func TestMain(m *testing.M) {
 		if err := (&NetworkMTUPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(FieldManager)}).SetupWithManager(mgr); err != nil {
 			panic(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- mgr.Start(ctx) }()
+		stop := testenv.StartManager(mgr)
 		return func() {
-			cancel()
-			if err := <-done; err != nil {
+			if err := stop(); err != nil {
 				fmt.Fprintln(os.Stderr, "manager:", err)
 			}
 		}
 	}))
-}
-
-// logOutput keeps test output quiet unless TEST_VERBOSE_LOGS is set.
-func logOutput() io.Writer {
-	if os.Getenv("TEST_VERBOSE_LOGS") != "" {
-		return os.Stderr
-	}
-	return io.Discard
-}
-
-// eventually retries check until it succeeds or 30 seconds pass.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func createPolicy(t *testing.T, obj client.Object) {
@@ -127,4 +98,10 @@ func controllerIdle() error {
 		}
 	}
 	return nil
+}
+
+// eventually retries check until it succeeds or 30 seconds pass.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	testenv.Eventually(t, what, 30*time.Second, check)
 }

@@ -18,8 +18,6 @@ import (
 	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -30,6 +28,7 @@ import (
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/agent"
+	"github.com/mtu-operator/mtu-operator/internal/kubescheme"
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
 	"github.com/mtu-operator/mtu-operator/internal/node/probe"
 	"github.com/mtu-operator/mtu-operator/internal/node/routepin"
@@ -76,11 +75,8 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 			return fmt.Errorf("reading the kubeconfig: %w", err)
 		}
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := mtuv1alpha1.AddToScheme(scheme); err != nil {
+	scheme, err := kubescheme.New()
+	if err != nil {
 		return err
 	}
 	// The agent caches its own node's objects only: 5,000 agents must not each watch every node.

@@ -174,7 +174,7 @@ func TestAgentInANamespace(t *testing.T) {
 	// 2. Someone raises the NICs to 9000: noticed from the link event, long before any resync.
 	peer.SetMTU(t, "eth0", 9000)
 	ns.SetMTU(t, "eth0", 9000)
-	wait("the underlay change reported", 5*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
+	wait("the underlay change reported (the resync is 5 minutes away)", 15*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
 		if s.Status.UnderlayMTU != 9000 {
 			return fmt.Errorf("underlay %d", s.Status.UnderlayMTU)
 		}

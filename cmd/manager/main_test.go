@@ -75,7 +75,7 @@ func TestManagerServesProbesMetricsAndLeads(t *testing.T) {
 		}
 	})
 
-	eventually(t, "healthz and readyz answer ok", func() error {
+	testenv.Eventually(t, "healthz and readyz answer ok", 30*time.Second, func() error {
 		for _, path := range []string{"/healthz", "/readyz"} {
 			code, body, err := get(fmt.Sprintf("http://%s%s", probeAddr, path))
 			if err != nil {
@@ -87,7 +87,7 @@ func TestManagerServesProbesMetricsAndLeads(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "the leader Lease names this manager", func() error {
+	testenv.Eventually(t, "the leader Lease names this manager", 30*time.Second, func() error {
 		lease := &coordinationv1.Lease{}
 		key := client.ObjectKey{Namespace: ns.Name, Name: "mtu-operator-manager.networking.mtu-operator.io"}
 		if err := env.Client.Get(ctx, key, lease); err != nil {
@@ -98,7 +98,7 @@ func TestManagerServesProbesMetricsAndLeads(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "metrics are exposed", func() error {
+	testenv.Eventually(t, "metrics are exposed", 30*time.Second, func() error {
 		code, body, err := get(fmt.Sprintf("http://%s/metrics", metricsAddr))
 		if err != nil {
 			return err
@@ -108,19 +108,4 @@ func TestManagerServesProbesMetricsAndLeads(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

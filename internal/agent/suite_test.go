@@ -3,7 +3,6 @@ package agent_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
@@ -35,11 +33,7 @@ var env *testenv.Env
 // TestMain runs the cluster controller as cmd/manager does, on a real API server; each test
 // adds its nodes and their agents.
 func TestMain(m *testing.M) {
-	out := io.Discard
-	if os.Getenv("TEST_VERBOSE_LOGS") != "" {
-		out = os.Stderr
-	}
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(out)))
+	testenv.SetLogger()
 	os.Exit(testenv.Main(m, testenv.Options{}, func(e *testenv.Env) func() {
 		env = e
 		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"}})
@@ -50,20 +44,13 @@ func TestMain(m *testing.M) {
 		if err := r.SetupWithManager(mgr); err != nil {
 			panic(err)
 		}
-		return startManager(mgr)
-	}))
-}
-
-func startManager(mgr ctrl.Manager) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
+		stop := testenv.StartManager(mgr)
+		return func() {
+			if err := stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "manager:", err)
+			}
 		}
-	}
+	}))
 }
 
 // testNode is a node of the test cluster: a Node object and the fake kernel its agent sees.
@@ -150,8 +137,13 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 			t.Fatal(err)
 		}
 	}
-	stop := startManager(mgr)
-	t.Cleanup(func() { cancel(); stop() })
+	stop := testenv.StartManager(mgr)
+	t.Cleanup(func() {
+		cancel()
+		if err := stop(); err != nil {
+			t.Errorf("agents' manager: %v", err)
+		}
+	})
 }
 
 func flannelFixture(t *testing.T) {
@@ -186,20 +178,10 @@ func createPolicy(t *testing.T, p *mtuv1alpha1.NetworkMTUPolicy) {
 	t.Cleanup(func() { _ = env.Client.Delete(ctx, p) })
 }
 
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 45s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
+
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	testenv.Eventually(t, what, 45*time.Second, check)
+}

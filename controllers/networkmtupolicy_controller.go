@@ -111,7 +111,17 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 		return deref(v), result, err
 	}
 	v2, err := r.rolloutNodes(ctx, policy, det, cni, nodes)
-	return v2, result, err
+	if err != nil || v2.Stalled != nil || v2.Progressing != nil {
+		return v2, result, err
+	}
+	v3, retry, err := r.remediatePods(ctx, policy, nodes)
+	if retry > 0 && (result.RequeueAfter == 0 || retry < result.RequeueAfter) {
+		result.RequeueAfter = retry
+	}
+	if v3 != nil || err != nil {
+		return deref(v3), result, err
+	}
+	return v2, result, nil
 }
 
 func deref(v *plan.Verdict) plan.Verdict {
@@ -261,6 +271,11 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 
 	}
 	policy.Status.PodMTU = target.PodMTU
+	if policy.Spec.Mode == mtuv1alpha1.ModeApply {
+		policy.Status.PodMTUHistory = plan.RecordEra(policy.Status.PodMTUHistory, mtuv1alpha1.PodMTUEra{
+			PodMTU: target.PodMTU, Encapsulation: policy.Spec.Encapsulation.Type, UnderlayMTU: outcome.UnderlayMTU,
+		})
+	}
 	v, result, err := r.writeCNIConfig(ctx, policy, det, outcome)
 	return target, v, result, err
 }

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	opts := testenv.Options{ExtraCRDPaths: []string{filepath.Join(root, "test", "fixtures", "calico-crds")}}
 	os.Exit(testenv.Main(m, opts, func(e *testenv.Env) func() {
 		env = e
-		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Cache: CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"}})
+		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Cache: CacheOptions(), Client: ClientOptions(), Metrics: metricsserver.Options{BindAddress: "0"}})
 		if err != nil {
 			panic(err)
 		}

@@ -46,4 +46,5 @@ const (
 	ReasonUnderlayMismatch  = "UnderlayMismatch"
 	ReasonNoStalePods       = "NoStalePods"
 	ReasonStalePodsFound    = "StalePodsFound"
+	ReasonPodsRemediating   = "RemediatingPods"
 )

@@ -330,6 +330,45 @@ type ConfigChange struct {
 	To string `json:"to,omitempty"`
 }
 
+// PodMTUEra is a pod MTU the policy has computed before, so a stale pod's MTU can be named.
+type PodMTUEra struct {
+	// podMTU computed then.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	PodMTU int32 `json:"podMTU"`
+	// encapsulation then.
+	// +required
+	Encapsulation EncapsulationType `json:"encapsulation"`
+	// underlayMTU then.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	UnderlayMTU int32 `json:"underlayMTU,omitempty"`
+}
+
+// PodCounts counts stale pods and what became of them.
+type PodCounts struct {
+	// stale pods whose interface MTU differs from podMTU now.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Stale int32 `json:"stale,omitempty"`
+	// remediated pods: annotated (Report), evicted (Evict) or corrected (InPlace).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Remediated int32 `json:"remediated,omitempty"`
+	// failed remediations: evictions refused by other than a PodDisruptionBudget, in-place
+	// changes that did not take.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
+	// waiting are pods whose eviction a PodDisruptionBudget holds back for now, or bare pods
+	// that are only reported.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Waiting int32 `json:"waiting,omitempty"`
+}
+
 // NetworkMTUPolicyStatus is what the operator computed and observed.
 type NetworkMTUPolicyStatus struct {
 	// observedGeneration is the metadata.generation this status describes.
@@ -416,6 +455,17 @@ type NetworkMTUPolicyStatus struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	StalePods int32 `json:"stalePods,omitempty"`
+
+	// pods counts stale pods and their remediation.
+	// +optional
+	Pods PodCounts `json:"pods,omitempty"`
+
+	// podMTUHistory are the pod MTUs this policy computed before, newest first, so a pod
+	// still at one of them can be explained ("1450 predates the switch from VXLAN to None").
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=4
+	// +optional
+	PodMTUHistory []PodMTUEra `json:"podMTUHistory,omitempty"`
 }
 
 // NetworkMTUPolicy declares the MTU of the cluster network: the underlay MTU and the

@@ -206,6 +206,29 @@ type Transaction struct {
 	Time metav1.Time `json:"time"`
 }
 
+// StalePod is a pod on the node whose interface MTU differs from the expected pod MTU.
+type StalePod struct {
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Namespace string `json:"namespace"`
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// interface is the pod's interface, as named inside the pod.
+	// +kubebuilder:validation:MaxLength=15
+	// +optional
+	Interface string `json:"interface,omitempty"`
+	// mtu observed on the pod's interface.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	MTU int32 `json:"mtu"`
+	// message says what the agent did or could not do (for InPlace).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
 // NodeMTUStateStatus is what the node's agent saw. Only that agent writes it.
 type NodeMTUStateStatus struct {
 	// observedGeneration is the metadata.generation of the spec the agent acted on.
@@ -251,6 +274,23 @@ type NodeMTUStateStatus struct {
 	// lastTransaction is the last change the agent made.
 	// +optional
 	LastTransaction *Transaction `json:"lastTransaction,omitempty"`
+	// pods is the number of pod network namespaces the agent inventoried.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Pods int32 `json:"pods,omitempty"`
+	// stalePods are pods whose interface MTU differs from spec.podMTU, at most 50;
+	// stalePodCount counts them all.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=50
+	// +optional
+	StalePods []StalePod `json:"stalePods,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	StalePodCount int32 `json:"stalePodCount,omitempty"`
+	// podsCorrected counts pods whose MTU the agent set in place (pod action InPlace).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	PodsCorrected int32 `json:"podsCorrected,omitempty"`
 }
 
 // ConditionConverged is the NodeMTUState condition that says the node matches its spec.

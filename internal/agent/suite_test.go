@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	testenv.SetLogger()
 	os.Exit(testenv.Main(m, testenv.Options{}, func(e *testenv.Env) func() {
 		env = e
-		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"}})
+		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Cache: controllers.CacheOptions(), Client: controllers.ClientOptions(), Metrics: metricsserver.Options{BindAddress: "0"}})
 		if err != nil {
 			panic(err)
 		}

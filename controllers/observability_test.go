@@ -101,10 +101,13 @@ func TestMetrics(t *testing.T) {
 		{"mtu_operator_policy_condition", map[string]string{"policy": "metrics", "type": "Stalled", "status": "True"}, func(v float64) bool { return v == 0 }, "0"},
 		{"mtu_operator_config_writes_total", map[string]string{"policy": "metrics", "cni": "Flannel"}, func(v float64) bool { return v >= 1 }, "at least 1"},
 	}
+	// The controller records metrics right after it writes the status the test waited for.
 	for _, c := range checks {
-		v, ok := value(c.name, c.labels)
-		if !ok || !c.want(v) {
-			t.Errorf("%s%v = %v (present %v); want %s", c.name, c.labels, v, ok, c.says)
-		}
+		eventually(t, c.name, func() error {
+			if v, ok := value(c.name, c.labels); !ok || !c.want(v) {
+				return fmt.Errorf("%s%v = %v (present %v); want %s", c.name, c.labels, v, ok, c.says)
+			}
+			return nil
+		})
 	}
 }

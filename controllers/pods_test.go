@@ -16,7 +16,7 @@ import (
 )
 
 // stalePodFixture creates a Running pod on node; owned says whether a ReplicaSet controls it.
-func stalePodFixture(t *testing.T, name, node string, owned bool) *corev1.Pod {
+func stalePodFixture(t *testing.T, name, node string, owned bool) {
 	t.Helper()
 	ctx := context.Background()
 	p := &corev1.Pod{}
@@ -37,7 +37,6 @@ func stalePodFixture(t *testing.T, name, node string, owned bool) *corev1.Pod {
 		// Evicted pods stay Terminating without a kubelet: finish them.
 		_ = env.Client.Delete(ctx, p, client.GracePeriodSeconds(0))
 	})
-	return p
 }
 
 // reportStale writes, as the node's agent would, that the node has converged and lists the

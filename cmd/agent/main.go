@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -46,6 +47,7 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	nodeName := fs.String("node-name", os.Getenv("NODE_NAME"), "Name of the node this agent runs on (default $NODE_NAME).")
 	netnsPath := fs.String("netns", "", "Network namespace to manage, as a path such as /var/run/netns/node1; default: the agent's own (the host's, in the DaemonSet).")
+	podNetnsDir := fs.String("pod-netns-dir", "/var/run/netns", "Directory where the container runtime mounts pod network namespaces; empty turns the pod MTU inventory off.")
 	metricsAddr := fs.String("metrics-bind-address", ":8082", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	probeAddr := fs.String("health-probe-bind-address", ":8083", "Address the /healthz and /readyz probes bind to; 0 disables them.")
 	zapOpts := zap.Options{}
@@ -85,9 +87,13 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress: *probeAddr,
+		// One agent, one controller per process; the process-wide name check only gets in the
+		// way of running several agents in one test binary.
+		Controller: config.Controller{SkipNameValidation: new(true)},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&mtuv1alpha1.NodeMTUState{}: {Field: ownName},
 			&corev1.Node{}:              {Field: ownName},
+			&corev1.Pod{}:               {Field: fields.OneTermEqualSelector("spec.nodeName", *nodeName)},
 		}},
 	})
 	if err != nil {
@@ -101,7 +107,7 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 			return probe.InNamespace(*ns, inner(spec, size))
 		}
 	}
-	r := &agent.Reconciler{Client: mgr.GetClient(), NodeName: *nodeName, Links: links, Pinner: routepin.New(links), Probes: probes}
+	r := &agent.Reconciler{Client: mgr.GetClient(), NodeName: *nodeName, Links: links, Pinner: routepin.New(links), Probes: probes, PodNetnsDir: *podNetnsDir}
 	if err := r.SetupWithManager(mgr, "nodemtustate-agent", agent.LinkEvents(ctx, links)); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -240,4 +241,119 @@ func TestAgentInANamespace(t *testing.T) {
 		t.Errorf("flannel.1 MTU %d after the rollback; want 8950 again", m)
 	}
 	t.Logf("rolled back: %s", get().Status.LastTransaction.Message)
+}
+
+// podNamespace adds a pod to the node: a namespace with eth0 at mtu joined by a veth to
+// hostVeth in the node namespace, mounted as a file in dir as the container runtime does.
+func podNamespace(t *testing.T, node *nettest.Namespace, dir, name, hostVeth, cidr string, mtu int) *nettest.Namespace {
+	pod := nettest.NewNamespace(t)
+	pod.AddVeth(t, "eth0", hostVeth, node, mtu)
+	pod.AddAddr(t, "eth0", cidr)
+	pod.SetUp(t, "lo", "eth0")
+	node.SetUp(t, hostVeth)
+	nettest.BindMount(t, fmt.Sprintf("/proc/self/fd/%d", int(pod.NS)), filepath.Join(dir, name))
+	return pod
+}
+
+// TestAgentCorrectsStalePodsInPlace: after a switch from VXLAN (pods at 1450) to no
+// encapsulation (1500), the agent finds the old pods from their network namespaces and
+// reports them; with the InPlace action it sets both ends of each pod's veth to 1500 and the
+// report clears.
+func TestAgentCorrectsStalePodsInPlace(t *testing.T) {
+	ns, peer := node(t)
+	apiServer := listenIn(t, peer, "192.0.2.2:0")
+	dir := t.TempDir()
+	podA := podNamespace(t, ns, dir, "cni-aaaa", "veth-a", "10.244.1.2/24", 1450)
+	podB := podNamespace(t, ns, dir, "cni-bbbb", "veth-b", "10.244.1.3/24", 1450)
+	ctx := context.Background()
+
+	k8sNode := &corev1.Node{}
+	k8sNode.Name = "node-2"
+	if err := env.Client.Create(ctx, k8sNode); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, k8sNode) })
+	for name, ip := range map[string]string{"web-a": "10.244.1.2", "web-b": "10.244.1.3"} {
+		p := &corev1.Pod{}
+		p.Namespace, p.Name = "default", name
+		p.Spec.NodeName = "node-2"
+		p.Spec.Containers = []corev1.Container{{Name: "web", Image: "registry.example/web:v1"}}
+		if err := env.Client.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(ctx, p, client.GracePeriodSeconds(0)) })
+		p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+		p.Status.PodIP = ip
+		if err := env.Client.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// noEncap at 1500: the bridge goes from 1450 to 1500; pods are only reported at first.
+	state := &mtuv1alpha1.NodeMTUState{}
+	state.Name = "node-2"
+	state.Spec = mtuv1alpha1.NodeMTUStateSpec{
+		Policy: "noencap", Phase: mtuv1alpha1.PhaseConverge, UnderlayInterfacePattern: "^eth", PodMTU: 1500,
+		Interfaces: []mtuv1alpha1.ManagedInterface{{Name: "cni0", Role: mtuv1alpha1.RoleBridge, MTU: 1500}},
+		Probe:      mtuv1alpha1.NodeProbe{APIServer: apiServer, Peers: []string{"192.0.2.2"}, TimeoutSeconds: 3},
+		PodAction:  mtuv1alpha1.StalePodReport,
+	}
+	if err := env.Client.Create(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, state) })
+
+	agentCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(agentCtx, env.Config, []string{
+			"--node-name", "node-2", "--netns", fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns.NS)), "--pod-netns-dir", dir,
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		})
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+
+	get := func() *mtuv1alpha1.NodeMTUState {
+		s := &mtuv1alpha1.NodeMTUState{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: "node-2"}, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	testenv.Eventually(t, "the stale pods reported", 30*time.Second, func() error {
+		s := get()
+		if s.Status.Pods != 2 || s.Status.StalePodCount != 2 || fmt.Sprint(s.Status.StalePods) != "[{default web-a eth0 1450 } {default web-b eth0 1450 }]" {
+			return fmt.Errorf("pods %d stale %d %v", s.Status.Pods, s.Status.StalePodCount, s.Status.StalePods)
+		}
+		return nil
+	})
+	if m := podA.MTU(t, "eth0"); m != 1450 {
+		t.Fatalf("Report changed web-a's MTU to %d", m)
+	}
+
+	s := get()
+	s.Spec.PodAction = mtuv1alpha1.StalePodInPlace
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the pods corrected in place", 30*time.Second, func() error {
+		s := get()
+		if s.Status.StalePodCount != 0 || s.Status.PodsCorrected != 2 {
+			return fmt.Errorf("stale %d %v corrected %d", s.Status.StalePodCount, s.Status.StalePods, s.Status.PodsCorrected)
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		ns   *nettest.Namespace
+		link string
+	}{{podA, "eth0"}, {podB, "eth0"}, {ns, "veth-a"}, {ns, "veth-b"}} {
+		if m := c.ns.MTU(t, c.link); m != 1500 {
+			t.Errorf("%s MTU %d; want 1500 on both ends", c.link, m)
+		}
+	}
 }

@@ -46,6 +46,8 @@ const (
 	resyncPeriod = 5 * time.Minute
 	// retryAfterFailure is how long a failed change waits before the agent tries it again.
 	retryAfterFailure = 2 * time.Minute
+	// podResyncPeriod re-inventories pods; pod events on this node also trigger it.
+	podResyncPeriod = time.Minute
 )
 
 // ProberFactory builds the probe for a change: what must still work once the node's underlay
@@ -63,6 +65,9 @@ type Reconciler struct {
 	Pinner *routepin.Pinner
 	// Probes builds the probe run after each change.
 	Probes ProberFactory
+	// PodNetnsDir is where the container runtime mounts pod network namespaces
+	// (/var/run/netns for containerd and CRI-O); empty turns the pod inventory off.
+	PodNetnsDir string
 
 	// last is the agent's own record of its last transaction and the spec generation it
 	// served. The agent alone writes that status, so this record is authoritative even when the
@@ -119,6 +124,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, err
 	}
 	setConverged(state)
+	if err := r.inventoryPods(ctx, state); err != nil {
+		return ctrl.Result{}, err
+	}
+	if r.PodNetnsDir != "" && spec.PodMTU > 0 {
+		// New pod namespaces are not kernel link events in the node's namespace: look again soon.
+		result.RequeueAfter = min(result.RequeueAfter, podResyncPeriod)
+	}
 	status.ObservedGeneration = state.Generation
 	if err := r.Status().Patch(ctx, state, client.MergeFrom(base), client.FieldOwner(FieldManager)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("reporting NodeMTUState status: %w", err)
@@ -339,7 +351,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, name string, linkEvents 
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		For(&mtuv1alpha1.NodeMTUState{}, builder.WithPredicates(own, predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Node{}, enqueueOwn, builder.WithPredicates(own))
+		Watches(&corev1.Node{}, enqueueOwn, builder.WithPredicates(own)).
+		Watches(&corev1.Pod{}, enqueueOwn, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			p, ok := o.(*corev1.Pod)
+			return ok && p.Spec.NodeName == r.NodeName
+		})))
 	if linkEvents != nil {
 		b = b.WatchesRawSource(source.Channel(linkEvents, enqueueOwn))
 	}

@@ -322,3 +322,42 @@ func hostLinks() ([]string, error) {
 	}
 	return out, nil
 }
+
+// BindMount makes path a namespace file for the namespace file src, like `ip netns add`, and
+// removes it when the test ends.
+func BindMount(tb testing.TB, src, path string) {
+	tb.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		tb.Fatalf("creating %s: %v", path, err)
+	}
+	_ = f.Close()
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		_ = os.Remove(path)
+		tb.Fatalf("bind-mounting %s on %s: %v", src, path, err)
+	}
+	tb.Cleanup(func() {
+		if err := Unmount(path); err != nil {
+			tb.Errorf("removing namespace file: %v", err)
+		}
+	})
+}
+
+// Unmount unmounts and removes a namespace file, if still there. A mount kept busy by an open
+// file (a namespace handle the code under test did not close) is an error, and is detached
+// anyway so that nothing outlives the test.
+func Unmount(path string) error {
+	var errs []error
+	err := unix.Unmount(path, 0)
+	if errors.Is(err, unix.EBUSY) {
+		errs = append(errs, fmt.Errorf("unmounting %s: %w (a handle on the namespace is still open)", path, err))
+		err = unix.Unmount(path, unix.MNT_DETACH)
+	}
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("unmounting %s: %w", path, err))
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/vishvananda/netns"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/kubescheme"
+	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
+	"github.com/mtu-operator/mtu-operator/internal/node/probe"
+	"github.com/mtu-operator/mtu-operator/internal/node/routepin"
+)
+
+// Options configure an agent.
+type Options struct {
+	// NodeName is the node the agent runs on.
+	NodeName string
+	// NetnsPath is the network namespace to manage; empty is the agent's own.
+	NetnsPath string
+	// PodNetnsDir is where pod network namespaces are mounted; empty turns the inventory off.
+	PodNetnsDir string
+	// MetricsAddr and ProbeAddr are the metrics and health endpoints; "0" disables them.
+	MetricsAddr, ProbeAddr string
+}
+
+// Run runs an agent until ctx ends: the DaemonSet's process, or one of several in a demo.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.NodeName == "" {
+		return fmt.Errorf("the node name is required")
+	}
+	links, ns, err := openNamespace(o.NetnsPath)
+	if err != nil {
+		return err
+	}
+	defer links.Close()
+	if ns != nil {
+		defer ns.Close()
+	}
+
+	scheme, err := kubescheme.New()
+	if err != nil {
+		return err
+	}
+	// The agent caches its own node's objects only: 5,000 agents must not each watch every node.
+	ownName := fields.OneTermEqualSelector("metadata.name", o.NodeName)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Logger:                 ctrl.Log.WithValues("node", o.NodeName),
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress: o.ProbeAddr,
+		// One agent, one controller per process; the process-wide name check only gets in the
+		// way of running several agents in one test binary.
+		Controller: config.Controller{SkipNameValidation: new(true)},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&mtuv1alpha1.NodeMTUState{}: {Field: ownName},
+			&corev1.Node{}:              {Field: ownName},
+			&corev1.Pod{}:               {Field: fields.OneTermEqualSelector("spec.nodeName", o.NodeName)},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+
+	probes := DefaultProbes(apiServerAddress(cfg))
+	if ns != nil {
+		inner := probes
+		probes = func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober {
+			return probe.InNamespace(*ns, inner(spec, size))
+		}
+	}
+	r := &Reconciler{Client: mgr.GetClient(), NodeName: o.NodeName, Links: links, Pinner: routepin.New(links), Probes: probes, PodNetnsDir: o.PodNetnsDir}
+	if err := r.SetupWithManager(mgr, "nodemtustate-agent", LinkEvents(ctx, links)); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting agent", "netns", o.NetnsPath)
+	return mgr.Start(ctx)
+}
+
+// openNamespace opens the netlink handle of the namespace to manage.
+func openNamespace(path string) (*netdev.Handle, *netns.NsHandle, error) {
+	if path == "" {
+		h, err := netdev.New()
+		return h, nil, err
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening network namespace %s: %w", path, err)
+	}
+	h, err := netdev.NewAt(ns)
+	if err != nil {
+		ns.Close()
+		return nil, nil, err
+	}
+	return h, &ns, nil
+}
+
+// apiServerAddress is host:port of the API server the agent talks to: the first thing a node
+// must still reach after a change.
+func apiServerAddress(cfg *rest.Config) string {
+	u, err := url.Parse(cfg.Host)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "443"
+	if u.Scheme == "http" {
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}

@@ -91,6 +91,33 @@ func podRouteMTU(t *testing.T, ns *nettest.Namespace) int {
 	return 0
 }
 
+// startAgent runs the agent's run() for node, managing the namespace ns, until the test ends.
+func startAgent(t *testing.T, node string, ns *nettest.Namespace, args ...string) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	args = append([]string{
+		"--node-name", node, "--netns", fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns.NS)),
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+	}, args...)
+	go func() { done <- run(ctx, env.Config, args) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+}
+
+func getState(t *testing.T, name string) *mtuv1alpha1.NodeMTUState {
+	t.Helper()
+	s := &mtuv1alpha1.NodeMTUState{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestAgentInANamespace runs the agent binary's code against a real API server and a real
 // network namespace: it reports the underlay and notices a change without polling, converges
 // flannel's devices as a probed transaction, pins and releases route MTUs, and rolls back a
@@ -124,28 +151,8 @@ func TestAgentInANamespace(t *testing.T) {
 		_ = env.Client.Delete(ctx, k8sNode)
 	})
 
-	agentCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(agentCtx, env.Config, []string{
-			"--node-name", "node-1", "--netns", fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns.NS)),
-			"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-		})
-	}()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	})
-
-	get := func() *mtuv1alpha1.NodeMTUState {
-		s := &mtuv1alpha1.NodeMTUState{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Name: "node-1"}, s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	startAgent(t, "node-1", ns)
+	get := func() *mtuv1alpha1.NodeMTUState { return getState(t, "node-1") }
 	wait := func(what string, within time.Duration, check func(*mtuv1alpha1.NodeMTUState) error) {
 		t.Helper()
 		deadline := time.Now().Add(within)
@@ -303,28 +310,8 @@ func TestAgentCorrectsStalePodsInPlace(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.Client.Delete(ctx, state) })
 
-	agentCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(agentCtx, env.Config, []string{
-			"--node-name", "node-2", "--netns", fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns.NS)), "--pod-netns-dir", dir,
-			"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-		})
-	}()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	})
-
-	get := func() *mtuv1alpha1.NodeMTUState {
-		s := &mtuv1alpha1.NodeMTUState{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Name: "node-2"}, s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	startAgent(t, "node-2", ns, "--pod-netns-dir", dir)
+	get := func() *mtuv1alpha1.NodeMTUState { return getState(t, "node-2") }
 	testenv.Eventually(t, "the stale pods reported", 30*time.Second, func() error {
 		s := get()
 		if s.Status.Pods != 2 || s.Status.StalePodCount != 2 || fmt.Sprint(s.Status.StalePods) != "[{default web-a eth0 1450 } {default web-b eth0 1450 }]" {

@@ -49,6 +49,9 @@ type Rollout struct {
 	Pending []string
 	// Failed are nodes whose change was rolled back (or failed), with the agent's message.
 	Failed []string
+	// Blocked are nodes whose underlay is smaller than the declared MTU the policy does not
+	// enforce, as "name (mtu)": their interfaces cannot carry the target, so they only observe.
+	Blocked []string
 	// RouteMTU is pinned on every selected node while nodes disagree; nil once all converged.
 	RouteMTU *int32
 	Underlay UnderlayReport
@@ -91,8 +94,12 @@ func DecideRollout(in RolloutInputs) Rollout {
 	r.Underlay = compareUnderlay(in.UnderlaySource, in.DeclaredUnderlay, nodes)
 
 	var untargeted []NodeInput
+	blocked := map[string]bool{}
 	for _, n := range nodes {
 		switch {
+		case cannotCarry(in, n.State):
+			blocked[n.Name] = true
+			r.Blocked = append(r.Blocked, fmt.Sprintf("%s (%d)", n.Name, n.State.Status.UnderlayMTU))
 		case !targeted(n.State, policy, target):
 			untargeted = append(untargeted, n)
 		case converged(n.State):
@@ -128,6 +135,14 @@ func DecideRollout(in RolloutInputs) Rollout {
 			spec = *n.State.Spec.DeepCopy()
 		}
 		switch {
+		case blocked[n.Name]:
+			// Its devices cannot take the target over this underlay: the kernel would refuse,
+			// or worse, accept and drop large packets. It reports until the NIC is fixed.
+			spec.Phase = mtuv1alpha1.PhaseObserve
+			spec.PolicyGeneration = generation
+			spec.PodMTU = target.PodMTU
+			spec.UnderlayMTU = nil
+			spec.Interfaces = slices.Clone(target.Interfaces)
 		case handed[n.Name] || targeted(n.State, policy, target):
 			spec.Phase = mtuv1alpha1.PhaseConverge
 			spec.PolicyGeneration = generation
@@ -151,6 +166,13 @@ func DecideRollout(in RolloutInputs) Rollout {
 		r.Specs[n.Name] = spec
 	}
 	return r
+}
+
+// cannotCarry: the node reported an underlay smaller than the declared MTU, which the policy
+// does not enforce.
+func cannotCarry(in RolloutInputs, s *mtuv1alpha1.NodeMTUState) bool {
+	return in.Target.UnderlayMTU == nil && in.UnderlaySource == mtuv1alpha1.UnderlayDeclared && in.DeclaredUnderlay != nil &&
+		s != nil && s.Status.UnderlayMTU > 0 && s.Status.UnderlayMTU < *in.DeclaredUnderlay
 }
 
 func scaledMaxUnavailable(v *intstr.IntOrString, selected int) int {

@@ -145,6 +145,28 @@ func TestPlanRolloutHaltsOnFailure(t *testing.T) {
 	}
 }
 
+// A node whose NIC is smaller than the declared MTU, which the policy only observes, is never
+// handed the target (its tunnel cannot exceed its NIC); enforcing the underlay hands it over.
+func TestPlanRolloutSkipsNodesThatCannotCarryTheTarget(t *testing.T) {
+	all := intstr.FromString("100%")
+	declared := int32(9000)
+	nodes := []NodeInput{node("n1", "Observe", 8950, 8950, 9000), node("n2", "Observe", 8950, 1450, 1500), node("n3", "Observe", 8950, 8950, 9000)}
+	in := RolloutInputs{Policy: "p", Generation: 1, Target: jumboTarget, UnderlaySource: mtuv1alpha1.UnderlayDeclared, DeclaredUnderlay: &declared, MaxUnavailable: &all, Nodes: nodes}
+	r := DecideRollout(in)
+	if fmt.Sprint(r.Blocked) != "[n2 (1500)]" || r.Specs["n2"].Phase != mtuv1alpha1.PhaseObserve || r.Done() {
+		t.Errorf("blocked %v, n2 phase %s, done %v; want n2 observing and the rollout not done", r.Blocked, r.Specs["n2"].Phase, r.Done())
+	}
+	if r.Specs["n1"].Phase != mtuv1alpha1.PhaseConverge || r.Specs["n3"].Phase != mtuv1alpha1.PhaseConverge {
+		t.Errorf("n1 %s, n3 %s; the nodes that can carry it converge", r.Specs["n1"].Phase, r.Specs["n3"].Phase)
+	}
+	enforced := jumboTarget
+	enforced.UnderlayMTU = &declared
+	in.Target = enforced
+	if r := DecideRollout(in); len(r.Blocked) != 0 || r.Specs["n2"].Phase != mtuv1alpha1.PhaseConverge {
+		t.Errorf("with Enforce: blocked %v, n2 %s; want n2 handed the target with its NIC", r.Blocked, r.Specs["n2"].Phase)
+	}
+}
+
 func TestPlanRolloutPeers(t *testing.T) {
 	all := intstr.FromString("100%")
 	r := DecideRollout(RolloutInputs{Policy: "p", Generation: 1, Target: jumboTarget, UnderlaySource: mtuv1alpha1.UnderlayDeclared, MaxUnavailable: &all, Nodes: []NodeInput{

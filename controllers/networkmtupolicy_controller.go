@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -450,4 +451,23 @@ func CacheOptions() cache.Options {
 		&corev1.ConfigMap{}: {Namespaces: namespaces},
 		&appsv1.DaemonSet{}: {Namespaces: namespaces},
 	}}
+}
+
+// ManagerOptions are the manager options the controller relies on: its scheme, a cache limited
+// to the CNI namespaces, and no pod cache. Callers add addresses and leader election.
+func ManagerOptions(scheme *runtime.Scheme) ctrl.Options {
+	return ctrl.Options{Scheme: scheme, Cache: CacheOptions(), Client: ClientOptions()}
+}
+
+// Register adds the NetworkMTUPolicy controller to a manager built with ManagerOptions.
+func Register(mgr ctrl.Manager) error {
+	r := &NetworkMTUPolicyReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder(FieldManager),
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the NetworkMTUPolicy controller: %w", err)
+	}
+	return nil
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from Go modules into $1 (the envtest assets folder).
+# Builds kube-apiserver, kubectl and etcd from Go modules into $1 (the envtest assets folder).
 #
 # envtest normally downloads prebuilt binaries; this project builds them from the Go module
 # proxy instead, so a fresh machine needs nothing but Go. The binaries are rebuilt only when
@@ -10,9 +10,9 @@ out=${1:?usage: $0 <assets-dir>}
 k8s_version=${KUBERNETES_VERSION:?KUBERNETES_VERSION must be set, e.g. v1.36.3}
 etcd_version=${ETCD_VERSION:?ETCD_VERSION must be set, e.g. v3.6.16}
 stamp="$out/.built-from"
-want="kubernetes=$k8s_version etcd=$etcd_version go=$(go env GOVERSION)"
+want="kubernetes=$k8s_version etcd=$etcd_version go=$(go env GOVERSION) with kubectl"
 
-if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
 mkdir -p "$out"
@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 # The staging modules (k8s.io/api, k8s.io/apiserver, ...) carry version v0.X.Y for kubernetes v1.X.Y.
 staging_version="v0${k8s_version#v1}"
 
-echo ">> building kube-apiserver $k8s_version (a cold build takes a few minutes)"
+echo ">> building kube-apiserver and kubectl $k8s_version (a cold build takes a few minutes)"
 mkdir -p "$work/apiserver"
 (
   cd "$work/apiserver"
@@ -39,10 +39,15 @@ mkdir -p "$work/apiserver"
 
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
 GO
   go mod tidy -e >/dev/null 2>&1 || true
   CGO_ENABLED=0 go build -trimpath -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+  # kubectl is for the demo (and for poking at it): the same version as the API server.
+  CGO_ENABLED=0 go build -trimpath -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
 )
 
 echo ">> building etcd $etcd_version"

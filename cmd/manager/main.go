@@ -55,27 +55,19 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 			return fmt.Errorf("reading the kubeconfig: %w", err)
 		}
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Cache:                         controllers.CacheOptions(),
-		Client:                        controllers.ClientOptions(),
-		Metrics:                       metricsserver.Options{BindAddress: *metricsAddr},
-		HealthProbeBindAddress:        *probeAddr,
-		LeaderElection:                *leaderElect,
-		LeaderElectionID:              "mtu-operator-manager.networking.mtu-operator.io",
-		LeaderElectionNamespace:       *leaderNamespace,
-		LeaderElectionReleaseOnCancel: true,
-	})
+	opts := controllers.ManagerOptions(scheme)
+	opts.Metrics = metricsserver.Options{BindAddress: *metricsAddr}
+	opts.HealthProbeBindAddress = *probeAddr
+	opts.LeaderElection = *leaderElect
+	opts.LeaderElectionID = "mtu-operator-manager.networking.mtu-operator.io"
+	opts.LeaderElectionNamespace = *leaderNamespace
+	opts.LeaderElectionReleaseOnCancel = true
+	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	reconciler := &controllers.NetworkMTUPolicyReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder(controllers.FieldManager),
-	}
-	if err := reconciler.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the NetworkMTUPolicy controller: %w", err)
+	if err := controllers.Register(mgr); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -34,6 +34,10 @@ type Options struct {
 	PodNetnsDir string
 	// MetricsAddr and ProbeAddr are the metrics and health endpoints; "0" disables them.
 	MetricsAddr, ProbeAddr string
+	// APIServerProbeAddress is the host:port probed over TCP after a change; empty is the API
+	// server of cfg. It differs when the agent reaches the API server through a node-local
+	// proxy, whose address proves nothing about the node's network.
+	APIServerProbeAddress string
 }
 
 // Run runs an agent until ctx ends: the DaemonSet's process, or one of several in a demo.
@@ -74,7 +78,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
-	probes := DefaultProbes(apiServerAddress(cfg))
+	probes := DefaultProbes(cmpOr(o.APIServerProbeAddress, apiServerAddress(cfg)))
 	if ns != nil {
 		inner := probes
 		probes = func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober {

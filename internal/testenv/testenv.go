@@ -73,6 +73,16 @@ func Start(opts Options) (*Env, error) {
 	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env}, nil
 }
 
+// AdminKubeconfig returns a kubeconfig for a new cluster-admin user (system:masters) of the
+// API server, for kubectl.
+func (e *Env) AdminKubeconfig(user string) ([]byte, error) {
+	u, err := e.env.ControlPlane.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding user %s: %w", user, err)
+	}
+	return u.KubeConfig()
+}
+
 // Stop stops the API server and etcd.
 func (e *Env) Stop() error { return e.env.Stop() }
 

@@ -97,7 +97,7 @@ func checkPrivilege() privilege {
 	}
 	// The capabilities can still be withheld by a seccomp profile or a kernel built
 	// without CONFIG_NET_NS: try once.
-	ns, err := newNamespace()
+	ns, err := CreateNamespace()
 	if err != nil {
 		absent := errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)
 		return privilege{reason: "cannot create a network namespace: " + err.Error(), absent: absent}
@@ -137,7 +137,7 @@ type Namespace struct {
 func NewNamespace(t testing.TB) *Namespace {
 	t.Helper()
 	RequirePrivileged(t)
-	ns, err := newNamespace()
+	ns, err := CreateNamespace()
 	if err != nil {
 		t.Fatalf("creating a network namespace: %v", err)
 	}
@@ -155,8 +155,9 @@ func NewNamespace(t testing.TB) *Namespace {
 	return &Namespace{NS: ns, NL: h}
 }
 
-// newNamespace creates a namespace on a locked thread of its own and brings the thread back.
-func newNamespace() (netns.NsHandle, error) {
+// CreateNamespace creates a network namespace on a locked thread of its own and brings the
+// thread back. The namespace lives until the handle and every other reference to it close.
+func CreateNamespace() (netns.NsHandle, error) {
 	type result struct {
 		ns  netns.NsHandle
 		err error
@@ -327,20 +328,29 @@ func hostLinks() ([]string, error) {
 // removes it when the test ends.
 func BindMount(tb testing.TB, src, path string) {
 	tb.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
-	if err != nil {
-		tb.Fatalf("creating %s: %v", path, err)
-	}
-	_ = f.Close()
-	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-		_ = os.Remove(path)
-		tb.Fatalf("bind-mounting %s on %s: %v", src, path, err)
+	if err := Mount(src, path); err != nil {
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
 		if err := Unmount(path); err != nil {
 			tb.Errorf("removing namespace file: %v", err)
 		}
 	})
+}
+
+// Mount makes path a namespace file for the namespace file src, like `ip netns add`; Unmount
+// removes it.
+func Mount(src, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	_ = f.Close()
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("bind-mounting %s on %s: %w", src, path, err)
+	}
+	return nil
 }
 
 // Unmount unmounts and removes a namespace file, if still there. A mount kept busy by an open

@@ -1,0 +1,464 @@
+// Package story is the scenario `make demo` tells and the end-to-end test asserts: a platform
+// engineer moves a cluster to jumbo frames and then off VXLAN, with a dry run first. Each step
+// applies a policy as `kubectl apply --server-side` would and waits for the outcome the
+// operator must reach; the demo prints what an engineer would look at, the test checks more.
+package story
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/remediate"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
+)
+
+// PolicyName is the policy the story edits.
+const PolicyName = "jumbo-frames"
+
+// What a step shows after its outcome, in the demo.
+const (
+	ShowPolicy     = "policy"     // kubectl get networkmtupolicies -o wide
+	ShowConditions = "conditions" // the policy's conditions
+	ShowPlan       = "plan"       // status.plannedChanges
+	ShowNodes      = "nodes"      // kubectl get nodemtustates -o wide
+	ShowLinks      = "links"      // each node's interfaces, read from its namespace
+	ShowPods       = "pods"       // each pod's eth0 MTU, read from its namespace
+	ShowStale      = "stale"      // the stale-MTU annotation on pods
+	ShowEvents     = "events"     // kubectl get events for the policy
+	ShowCNIConfig  = "cniconfig"  // the CNI's configuration document
+)
+
+// Step is one thing the engineer does and what the operator must then reach.
+type Step struct {
+	Title string
+	// Why explains the step to a reader, one sentence a line.
+	Why []string
+	// Policy is the whole policy the engineer applies.
+	Policy string
+	// Expect says what the operator must reach, for a reader.
+	Expect string
+	// Until checks the outcome; nil means reached.
+	Until   func(ctx context.Context, w *World) error
+	Timeout time.Duration
+	Show    []string
+}
+
+// World is the lab with what the story remembers between steps.
+type World struct {
+	*lab.Lab
+	// Before is the CNI configuration when the story began, by object.
+	Before map[string]string
+	// PodsBefore are the pods' UIDs before the evictions.
+	PodsBefore map[types.UID]bool
+}
+
+// NewWorld records the starting state of a freshly started lab.
+func NewWorld(ctx context.Context, l *lab.Lab) (*World, error) {
+	w := &World{Lab: l}
+	var err error
+	if w.Before, err = CNIConfig(ctx, l); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func policy(mode, management string, encap mtuv1alpha1.EncapsulationType, action string) string {
+	return fmt.Sprintf(`apiVersion: networking.mtu-operator.io/v1alpha1
+kind: NetworkMTUPolicy
+metadata:
+  name: %s
+spec:
+  mode: %s
+  underlay:
+    source: Declared
+    mtu: 9000
+    management: %s
+  encapsulation:
+    type: %s
+  rollout:
+    maxUnavailable: 1
+  stalePods:
+    action: %s
+`, PolicyName, mode, management, encap, action)
+}
+
+// Steps is the story for the lab's CNI.
+func Steps(cni lab.CNI) []Step {
+	tunnel, gateway := Devices(cni)
+	return []Step{{
+		Title: "Dry run: what would jumbo frames change?",
+		Why: []string{
+			"The network team has moved the switches to 9000-byte frames. Before touching anything,",
+			"the platform team asks the operator for a plan: mode DryRun writes nothing.",
+		},
+		Policy: policy("DryRun", "Observe", mtuv1alpha1.EncapsulationVXLAN, "Report"),
+		Expect: "a plan of CNI field changes, every node reporting its NIC, node-c named as the odd one at 1500, and nothing changed",
+		Until: func(ctx context.Context, w *World) error {
+			p, err := Policy(ctx, w.Lab)
+			if err != nil {
+				return err
+			}
+			if err := all(
+				observed(p),
+				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, "would change"),
+				hasCondition(p, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, "node-c (1500)"),
+				nodesSelected(p, 3),
+				check(len(p.Status.PlannedChanges) > 0, "no planned changes"),
+				check(p.Status.PodMTU == 8950, "pod MTU %d, want 8950", p.Status.PodMTU),
+			); err != nil {
+				return err
+			}
+			return all(w.configUnchanged(ctx), linkMTU(w.Lab, "node-c", "eth0", 1500), linkMTU(w.Lab, "node-c", tunnel, 1450))
+		},
+		Timeout: time.Minute,
+		Show:    []string{ShowPolicy, ShowConditions, ShowPlan, ShowNodes},
+	}, {
+		Title: "Apply: the operator refuses to size pods for a NIC that cannot carry them",
+		Why: []string{
+			"The plan looks right, so the policy goes to mode Apply. node-c's NIC is still at 1500:",
+			"pods sized for 9000 would black-hole large packets there (the TLS-handshake-timeout incident).",
+		},
+		Policy: policy("Apply", "Observe", mtuv1alpha1.EncapsulationVXLAN, "Report"),
+		Expect: "the CNI configuration is written, but the policy is Stalled with UnderlayMismatch naming node-c, whose NIC is left alone",
+		Until: func(ctx context.Context, w *World) error {
+			p, err := Policy(ctx, w.Lab)
+			if err != nil {
+				return err
+			}
+			return all(
+				observed(p),
+				hasCondition(p, mtuv1alpha1.ConditionStalled, metav1.ConditionTrue, mtuv1alpha1.ReasonUnderlayMismatch, "node-c (1500)"),
+				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionFalse, "", ""),
+				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, "", ""),
+				linkMTU(w.Lab, "node-c", "eth0", 1500),
+			)
+		},
+		Timeout: time.Minute,
+		Show:    []string{ShowPolicy, ShowConditions, ShowEvents},
+	}, {
+		Title: "Enforce: raise node-c's NIC, probed, then converge every node",
+		Why: []string{
+			"underlay.management Enforce lets the agent raise the odd NIC. Each change is a transaction:",
+			"apply, probe the API server and the peers with full-size don't-fragment packets, commit or roll back.",
+		},
+		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationVXLAN, "Report"),
+		Expect: "node-c's eth0 at 9000, every tunnel and bridge at 8950, the policy Ready, node-c's old pods reported stale at 1450",
+		Until: func(ctx context.Context, w *World) error {
+			p, err := Policy(ctx, w.Lab)
+			if err != nil {
+				return err
+			}
+			checks := []error{
+				observed(p),
+				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
+				hasCondition(p, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, "", ""),
+				hasCondition(p, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionTrue, mtuv1alpha1.ReasonAllNodesConverged, ""),
+				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, mtuv1alpha1.ReasonStalePodsFound, ""),
+				check(p.Status.Pods.Stale == 2, "%d stale pods, want node-c's 2", p.Status.Pods.Stale),
+			}
+			for _, n := range w.Nodes {
+				checks = append(checks, linkMTU(w.Lab, n.Name, "eth0", 9000), linkMTU(w.Lab, n.Name, tunnel, 8950), linkMTU(w.Lab, n.Name, gateway, 8950))
+			}
+			checks = append(checks, w.staleAnnotations(ctx, "node-c", "1450"))
+			return all(checks...)
+		},
+		Timeout: 2 * time.Minute,
+		Show:    []string{ShowPolicy, ShowConditions, ShowNodes, ShowLinks, ShowPods, ShowStale},
+	}, {
+		Title: "InPlace: correct the stale pods without restarting them",
+		Why: []string{
+			"Raising a pod's MTU is safe once every node carries it, so the agent can set both ends",
+			"of each stale pod's veth to the new MTU in place.",
+		},
+		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationVXLAN, "InPlace"),
+		Expect: "node-c's pods at 8950 in their own namespaces, no stale pods, PodsCurrent True",
+		Until: func(ctx context.Context, w *World) error {
+			p, err := Policy(ctx, w.Lab)
+			if err != nil {
+				return err
+			}
+			return all(
+				observed(p),
+				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
+				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, "", ""),
+				check(p.Status.StalePods == 0, "%d stale pods", p.Status.StalePods),
+				podMTUs(ctx, w.Lab, 8950),
+			)
+		},
+		Timeout: time.Minute,
+		Show:    []string{ShowPolicy, ShowPods},
+	}, {
+		Title: "No encapsulation: drop VXLAN, find the pods left behind",
+		Why: []string{
+			"The nodes share one L2 segment, so the tunnel is overhead for nothing. Switching to",
+			"encapsulation None rewrites the CNI configuration and restarts its agents; pods created",
+			"before keep 8950 (the CoreDNS-at-1450 incident), and the operator says why.",
+		},
+		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
+		Expect: "pod MTU 9000 and no tunnel in the plan, the CNI configuration and agents updated, every old pod reported stale: \"8950 predates the switch from VXLAN to None\"",
+		Until: func(ctx context.Context, w *World) error {
+			p, err := Policy(ctx, w.Lab)
+			if err != nil {
+				return err
+			}
+			checks := []error{
+				observed(p),
+				check(p.Status.PodMTU == 9000, "pod MTU %d, want 9000", p.Status.PodMTU),
+				check(len(p.Status.Tunnels) == 0, "tunnels %v, want none", p.Status.Tunnels),
+				check(slices.Contains(p.Status.AgentRestarts, AgentDaemonSet(cni)), "agent restarts %v", p.Status.AgentRestarts),
+				hasCondition(p, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionTrue, "", ""),
+				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, mtuv1alpha1.ReasonStalePodsFound, ""),
+				check(p.Status.Pods.Stale == 6, "%d stale pods, want all 6", p.Status.Pods.Stale),
+				w.staleAnnotations(ctx, "", "8950 predates the switch from VXLAN to None"),
+			}
+			for _, n := range w.Nodes {
+				checks = append(checks, linkMTU(w.Lab, n.Name, gateway, 9000))
+			}
+			return all(checks...)
+		},
+		Timeout: 2 * time.Minute,
+		Show:    []string{ShowPolicy, ShowConditions, ShowCNIConfig, ShowLinks, ShowStale},
+	}, {
+		Title: "Evict: let the workloads' controllers recreate the stale pods",
+		Why: []string{
+			"Evictions go through the Eviction API, so PodDisruptionBudgets are honored; only pods",
+			"a controller will recreate are evicted. New pods get the CNI's new MTU.",
+		},
+		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Evict"),
+		Expect: "every old pod evicted and replaced, every pod at 9000, the policy Ready with PodsCurrent True",
+		Until: func(ctx context.Context, w *World) error {
+			p, err := Policy(ctx, w.Lab)
+			if err != nil {
+				return err
+			}
+			return all(
+				observed(p),
+				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
+				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, "", ""),
+				w.podsReplaced(ctx),
+				podMTUs(ctx, w.Lab, 9000),
+			)
+		},
+		Timeout: 2 * time.Minute,
+		Show:    []string{ShowPolicy, ShowConditions, ShowPods, ShowEvents},
+	}}
+}
+
+// Apply applies a step's policy as `kubectl apply --server-side` does.
+func (w *World) Apply(ctx context.Context, s Step) error {
+	if strings.Contains(s.Policy, "action: Evict") && w.PodsBefore == nil {
+		pods, err := w.Pods(ctx)
+		if err != nil {
+			return err
+		}
+		w.PodsBefore = map[types.UID]bool{}
+		for _, p := range pods {
+			w.PodsBefore[p.UID] = true
+		}
+	}
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(s.Policy), &u.Object); err != nil {
+		return err
+	}
+	return w.Client.Patch(ctx, u, client.Apply, client.FieldOwner("kubectl"), client.ForceOwnership) //nolint:staticcheck // the typed Apply needs generated apply configurations
+}
+
+// Devices names the CNI's tunnel device (empty when the CNI keeps it in OVS) and the device
+// pods attach to (for Calico, which has none, the tunnel again).
+func Devices(cni lab.CNI) (tunnel, gateway string) {
+	switch cni {
+	case lab.Calico:
+		return "vxlan.calico", ""
+	case lab.Antrea:
+		return "", "antrea-gw0"
+	default:
+		return "flannel.1", "cni0"
+	}
+}
+
+// AgentDaemonSet is the CNI's agent DaemonSet as namespace/name.
+func AgentDaemonSet(cni lab.CNI) string {
+	switch cni {
+	case lab.Calico:
+		return "kube-system/calico-node"
+	case lab.Antrea:
+		return "kube-system/antrea-agent"
+	default:
+		return "kube-flannel/kube-flannel-ds"
+	}
+}
+
+// Policy reads the story's policy.
+func Policy(ctx context.Context, l *lab.Lab) (*mtuv1alpha1.NetworkMTUPolicy, error) {
+	p := &mtuv1alpha1.NetworkMTUPolicy{}
+	return p, l.Client.Get(ctx, types.NamespacedName{Name: PolicyName}, p)
+}
+
+// CNIConfig returns the CNI's configuration objects' contents, by kind/name.
+func CNIConfig(ctx context.Context, l *lab.Lab) (map[string]string, error) {
+	out := map[string]string{}
+	var cms corev1.ConfigMapList
+	if err := l.Client.List(ctx, &cms); err != nil {
+		return nil, err
+	}
+	for _, cm := range cms.Items {
+		switch cm.Name {
+		case "kube-flannel-cfg", "calico-config", "antrea-config":
+			out["ConfigMap/"+cm.Name] = fmt.Sprint(cm.Data)
+		}
+	}
+	if l.CNI == lab.Calico {
+		for _, kind := range []string{"FelixConfiguration", "IPPool"} {
+			list := &unstructured.UnstructuredList{}
+			list.SetAPIVersion("crd.projectcalico.org/v1")
+			list.SetKind(kind + "List")
+			if err := l.Client.List(ctx, list); err != nil {
+				return nil, err
+			}
+			for _, u := range list.Items {
+				out[kind+"/"+u.GetName()] = fmt.Sprint(u.Object["spec"])
+			}
+		}
+	}
+	var dss appsv1.DaemonSetList
+	if err := l.Client.List(ctx, &dss); err != nil {
+		return nil, err
+	}
+	for _, ds := range dss.Items {
+		out["DaemonSet/"+ds.Name] = fmt.Sprint(ds.Spec.Template.Annotations)
+	}
+	return out, nil
+}
+
+func (w *World) configUnchanged(ctx context.Context) error {
+	now, err := CNIConfig(ctx, w.Lab)
+	if err != nil {
+		return err
+	}
+	for k, v := range w.Before {
+		if now[k] != v {
+			return fmt.Errorf("%s changed in DryRun: %s", k, now[k])
+		}
+	}
+	return nil
+}
+
+// staleAnnotations checks that every pod on node (all nodes when empty) carries the stale-MTU
+// report and that it says want.
+func (w *World) staleAnnotations(ctx context.Context, node, want string) error {
+	pods, err := w.Pods(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if node != "" && p.Spec.NodeName != node {
+			if _, ok := p.Annotations[remediate.StaleMTUAnnotation]; ok {
+				return fmt.Errorf("%s/%s on %s is reported stale", p.Namespace, p.Name, p.Spec.NodeName)
+			}
+			continue
+		}
+		if got := p.Annotations[remediate.StaleMTUAnnotation]; !strings.Contains(got, want) {
+			return fmt.Errorf("%s/%s stale-MTU annotation %q, want it to say %q", p.Namespace, p.Name, got, want)
+		}
+	}
+	return nil
+}
+
+func (w *World) podsReplaced(ctx context.Context) error {
+	pods, err := w.Pods(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pods) != 6 {
+		return fmt.Errorf("%d pods, want 6", len(pods))
+	}
+	for _, p := range pods {
+		if w.PodsBefore[p.UID] {
+			return fmt.Errorf("%s/%s is still the pod from before", p.Namespace, p.Name)
+		}
+		if p.Status.PodIP == "" {
+			return fmt.Errorf("%s/%s is not running yet", p.Namespace, p.Name)
+		}
+	}
+	return nil
+}
+
+func podMTUs(ctx context.Context, l *lab.Lab, want int) error {
+	got, err := l.PodMTUs(ctx)
+	if err != nil {
+		return err
+	}
+	for pod, m := range got {
+		if m != want {
+			return fmt.Errorf("pod %s eth0 MTU %d, want %d", pod, m, want)
+		}
+	}
+	return nil
+}
+
+func linkMTU(l *lab.Lab, node, link string, want int) error {
+	if link == "" {
+		return nil
+	}
+	mtus, err := l.Node(node).LinkMTUs()
+	if err != nil {
+		return err
+	}
+	if got, ok := mtus[link]; !ok || got != want {
+		return fmt.Errorf("%s %s MTU %d, want %d", node, link, got, want)
+	}
+	return nil
+}
+
+func observed(p *mtuv1alpha1.NetworkMTUPolicy) error {
+	if p.Status.ObservedGeneration != p.Generation {
+		return fmt.Errorf("generation %d not observed yet (%d)", p.Generation, p.Status.ObservedGeneration)
+	}
+	return nil
+}
+
+func nodesSelected(p *mtuv1alpha1.NetworkMTUPolicy, n int32) error {
+	return check(p.Status.Nodes.Selected == n, "%d nodes selected, want %d", p.Status.Nodes.Selected, n)
+}
+
+// hasCondition checks a condition's status, and its reason and message when not empty.
+func hasCondition(p *mtuv1alpha1.NetworkMTUPolicy, typ string, status metav1.ConditionStatus, reason, msgPart string) error {
+	c := meta.FindStatusCondition(p.Status.Conditions, typ)
+	switch {
+	case c == nil:
+		return fmt.Errorf("no %s condition", typ)
+	case c.Status != status || (reason != "" && c.Reason != reason) || !strings.Contains(c.Message, msgPart):
+		return fmt.Errorf("%s is %s/%s %q; want %s/%s mentioning %q", typ, c.Status, c.Reason, c.Message, status, reason, msgPart)
+	}
+	return nil
+}
+
+func check(ok bool, format string, args ...any) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf(format, args...)
+}
+
+// all returns the first error: a step's outcome is reached when every check passes.
+func all(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -337,7 +337,7 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 			return nil, ctrl.Result{}, fmt.Errorf("writing %s: %w", e.resource, err)
 		}
 		configWrites.WithLabelValues(policy.Name, string(det.Provider)).Inc()
-		r.event(policy, corev1.EventTypeNormal, mtuv1alpha1.ReasonConfigWritten, "Update", fmt.Sprintf("%s: %s", e.resource, describeChanges(e.changes)))
+		r.event(policy, corev1.EventTypeNormal, mtuv1alpha1.ReasonConfigWritten, "Update", describeChanges(e.changes))
 	}
 	policy.Status.ReplacedValues = capChanges(plan.MergeReplaced(policy.Status.ReplacedValues, changes))
 

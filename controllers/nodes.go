@@ -181,7 +181,7 @@ func (r *NetworkMTUPolicyReconciler) nodeVerdict(policy *mtuv1alpha1.NetworkMTUP
 	summary := fmt.Sprintf("%s pod MTU %d on %d node(s) (underlay %d, %s)", det.Provider, policy.Status.PodMTU, c.Selected, policy.Status.UnderlayMTU, policy.Spec.Encapsulation.Type)
 	if dryRun {
 		setCondition(policy, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionUnknown, mtuv1alpha1.ReasonDryRun, "DryRun: nodes report, nothing changes")
-		return plan.Verdict{Ready: "DryRun: " + conditionMessage(policy, mtuv1alpha1.ConditionConfigApplied) + "; " + summary}
+		return plan.Verdict{Ready: "DryRun: " + strings.TrimPrefix(conditionMessage(policy, mtuv1alpha1.ConditionConfigApplied), "DryRun: ") + "; " + summary}
 	}
 	if rollout.Halted() {
 		msg := fmt.Sprintf("the rollout stopped: %s; fix the node, then edit the policy to retry", strings.Join(rollout.Failed, "; "))

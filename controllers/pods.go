@@ -81,8 +81,8 @@ func (r *NetworkMTUPolicyReconciler) remediatePods(ctx context.Context, policy *
 	if len(pods) > 0 {
 		example = fmt.Sprintf(" (for example %s/%s: %s)", pods[0].Namespace, pods[0].Name, pods[0].Reason)
 	}
-	msg := fmt.Sprintf("%d pod(s) have a stale MTU%s; action %s: %d remediated, %d waiting, %d failed",
-		total, example, policy.Spec.StalePods.Action, counts.Remediated, counts.Waiting, counts.Failed)
+	msg := fmt.Sprintf("%d pod(s) have a stale MTU%s; action %s: %d %s, %d waiting, %d failed",
+		total, example, policy.Spec.StalePods.Action, counts.Remediated, remediatedVerb(policy.Spec.StalePods.Action), counts.Waiting, counts.Failed)
 	setCondition(policy, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, mtuv1alpha1.ReasonStalePodsFound, msg)
 	// Report leaves the fix to people; Evict and InPlace are still working while pods remain
 	// that they can fix.
@@ -90,4 +90,16 @@ func (r *NetworkMTUPolicyReconciler) remediatePods(ctx context.Context, policy *
 		return &plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonPodsRemediating, Message: msg}}, retry, nil
 	}
 	return nil, retry, nil
+}
+
+// remediatedVerb says what the action did to the pods counted as remediated.
+func remediatedVerb(action mtuv1alpha1.StalePodAction) string {
+	switch action {
+	case mtuv1alpha1.StalePodEvict:
+		return "evicted"
+	case mtuv1alpha1.StalePodInPlace:
+		return "corrected in place"
+	default:
+		return "reported"
+	}
 }

@@ -106,6 +106,45 @@ func (c CNI) devices(n *Node) []netlink.Link {
 	}
 }
 
+// agentDaemonSet is the CNI's agent DaemonSet, which the operator restarts after an edit.
+func (c CNI) agentDaemonSet() types.NamespacedName {
+	switch c {
+	case Calico:
+		return types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoNodeDaemonSet}
+	case Antrea:
+		return types.NamespacedName{Namespace: plan.AntreaNamespace, Name: plan.AntreaDaemonSet}
+	default:
+		return types.NamespacedName{Namespace: plan.FlannelNamespace, Name: plan.FlannelDaemonSet}
+	}
+}
+
+// tunnel is the VXLAN device the CNI's agent keeps on a node, and whether its configuration
+// wants one, as the agent decides when it starts. Antrea's lives in OVS, out of the lab.
+func (c CNI) tunnel(ctx context.Context, cl client.Client) (name string, wanted bool, err error) {
+	switch c {
+	case Calico:
+		pool := &unstructured.Unstructured{}
+		pool.SetGroupVersionKind(schema.GroupVersionKind{Group: "crd.projectcalico.org", Version: "v1", Kind: "IPPool"})
+		if err := cl.Get(ctx, types.NamespacedName{Name: "default-ipv4-ippool"}, pool); err != nil {
+			return "", false, err
+		}
+		mode, _, _ := unstructured.NestedString(pool.Object, "spec", "vxlanMode")
+		return "vxlan.calico", mode != "Never", nil
+	case Antrea:
+		return "", false, nil
+	default:
+		cm := &corev1.ConfigMap{}
+		if err := cl.Get(ctx, types.NamespacedName{Namespace: plan.FlannelNamespace, Name: plan.FlannelConfigMap}, cm); err != nil {
+			return "", false, err
+		}
+		var conf struct{ Backend struct{ Type string } }
+		if err := json.Unmarshal([]byte(cm.Data[plan.FlannelConfigKey]), &conf); err != nil {
+			return "", false, fmt.Errorf("net-conf.json: %w", err)
+		}
+		return "flannel.1", strings.EqualFold(conf.Backend.Type, "vxlan"), nil
+	}
+}
+
 // gateway is the device pods attach to and whose address is their gateway; empty for Calico,
 // which routes each pod's veth instead.
 func (c CNI) gateway() string {

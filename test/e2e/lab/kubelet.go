@@ -36,7 +36,12 @@ type kubelet struct {
 	nodes     []*Node
 	workloads []*appsv1.ReplicaSet
 	say       func(string)
+	// restartedAt is the CNI agent DaemonSet's restart annotation last acted on.
+	restartedAt string
 }
+
+// restartAnnotation is what the operator sets on a DaemonSet's pod template to restart it.
+const restartAnnotation = "networking.mtu-operator.io/restartedAt"
 
 // pollInterval is how often the lab's kubelet looks for work; the API server has no kubelet
 // watch to push it, and a few pods cost nothing to list.
@@ -79,8 +84,12 @@ func (k *kubelet) createWorkloads(ctx context.Context, workloads []Workload) err
 	return nil
 }
 
-// sync does one round of the work: finish deletions, start pods, replace missing ones.
+// sync does one round of the work: restart the CNI's agents, finish deletions, start pods,
+// replace missing ones.
 func (k *kubelet) sync(ctx context.Context) error {
+	if err := k.restartCNIAgents(ctx); err != nil {
+		return err
+	}
 	perNode := map[string]int{}
 	var errs []error
 	missing := make([]int32, len(k.workloads))
@@ -117,6 +126,35 @@ func (k *kubelet) sync(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// restartCNIAgents plays the CNI agent DaemonSet's rollout after the operator restarted it:
+// each node's agent starts again and sets its tunnel up from the new configuration.
+func (k *kubelet) restartCNIAgents(ctx context.Context) error {
+	ds := &appsv1.DaemonSet{}
+	if err := k.client.Get(ctx, k.cni.agentDaemonSet(), ds); err != nil {
+		return err
+	}
+	at := ds.Spec.Template.Annotations[restartAnnotation]
+	if at == k.restartedAt {
+		return nil
+	}
+	tunnel, wanted, err := k.cni.tunnel(ctx, k.client)
+	if err != nil {
+		return err
+	}
+	for _, n := range k.nodes {
+		did, err := n.restartCNIAgent(tunnel, wanted)
+		if err != nil {
+			return fmt.Errorf("restarting the %s agent on %s: %w", k.cni, n.Name, err)
+		}
+		if did != "" {
+			did = ": " + did
+		}
+		k.say(fmt.Sprintf("%s %s: restarted by the DaemonSet rollout%s", ds.Name, n.Name, did))
+	}
+	k.restartedAt = at
+	return nil
 }
 
 // leastBusy is the node with the fewest pods, the first of equals.

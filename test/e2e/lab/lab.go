@@ -111,7 +111,11 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 		return nil, err
 	}
 	l.running.Go(func() { k.run(runCtx) })
-	if err := l.WaitFor(ctx, "the workloads to run", time.Minute, l.allPodsRunning); err != nil {
+	replicas := 0
+	for _, w := range o.Workloads {
+		replicas += int(w.Replicas)
+	}
+	if err := l.WaitFor(ctx, "the workloads to run", time.Minute, func(ctx context.Context) error { return l.allPodsRunning(ctx, replicas) }); err != nil {
 		return nil, err
 	}
 	if err := l.startOperator(runCtx); err != nil {
@@ -278,10 +282,13 @@ func (l *Lab) WaitFor(ctx context.Context, what string, timeout time.Duration, c
 	}
 }
 
-func (l *Lab) allPodsRunning(ctx context.Context) error {
+func (l *Lab) allPodsRunning(ctx context.Context, want int) error {
 	pods, err := l.Pods(ctx)
 	if err != nil {
 		return err
+	}
+	if len(pods) != want {
+		return fmt.Errorf("%d of %d pods", len(pods), want)
 	}
 	for _, p := range pods {
 		if p.Status.PodIP == "" || p.DeletionTimestamp != nil {

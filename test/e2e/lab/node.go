@@ -101,6 +101,40 @@ func (n *Node) build(nw *network) error {
 
 func (n *Node) gatewayIP() string { return fmt.Sprintf("10.244.%d.1", n.index) }
 
+// restartCNIAgent does what the CNI's agent does to the tunnel when it starts: create it when
+// the configuration wants one (sized from the NIC), remove it when not. It says what changed.
+func (n *Node) restartCNIAgent(tunnel string, wanted bool) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if tunnel == "" {
+		return "", nil
+	}
+	l, err := n.ns.nl.LinkByName(tunnel)
+	exists := err == nil
+	switch {
+	case exists && !wanted:
+		if err := n.ns.nl.LinkDel(l); err != nil {
+			return "", fmt.Errorf("removing %s: %w", tunnel, err)
+		}
+		return "removed " + tunnel, nil
+	case !exists && wanted:
+		for _, d := range n.cni.devices(n) {
+			if d.Attrs().Name == tunnel {
+				eth0, err := n.ns.link("eth0")
+				if err != nil {
+					return "", err
+				}
+				d.Attrs().MTU = eth0.Attrs().MTU - vxlanOverhead
+				if err := errors.Join(n.ns.addLink(d), n.ns.up(tunnel)); err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("created %s at %d", tunnel, d.Attrs().MTU), nil
+			}
+		}
+	}
+	return "", nil
+}
+
 // LinkMTUs returns the MTU of each of the node's links.
 func (n *Node) LinkMTUs() (map[string]int, error) {
 	n.mu.Lock()

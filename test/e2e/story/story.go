@@ -208,7 +208,7 @@ func Steps(cni lab.CNI) []Step {
 			"before keep 8950 (the CoreDNS-at-1450 incident), and the operator says why.",
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
-		Expect: "pod MTU 9000 and no tunnel in the plan, the CNI configuration and agents updated, every old pod reported stale: \"8950 predates the switch from VXLAN to None\"",
+		Expect: "pod MTU 9000 and no tunnel, the CNI configuration and agents updated, every old pod reported stale: \"8950 predates the switch from VXLAN to None\"",
 		Until: func(ctx context.Context, w *World) error {
 			p, err := Policy(ctx, w.Lab)
 			if err != nil {
@@ -225,7 +225,8 @@ func Steps(cni lab.CNI) []Step {
 				w.staleAnnotations(ctx, "", "8950 predates the switch from VXLAN to None"),
 			}
 			for _, n := range w.Nodes {
-				checks = append(checks, linkMTU(w.Lab, n.Name, gateway, 9000))
+				// The CNI's agents, restarted, drop the tunnel the configuration no longer has.
+				checks = append(checks, linkMTU(w.Lab, n.Name, gateway, 9000), linkAbsent(w.Lab, n.Name, tunnel))
 			}
 			return all(checks...)
 		},
@@ -419,6 +420,17 @@ func linkMTU(l *lab.Lab, node, link string, want int) error {
 	}
 	if got, ok := mtus[link]; !ok || got != want {
 		return fmt.Errorf("%s %s MTU %d, want %d", node, link, got, want)
+	}
+	return nil
+}
+
+func linkAbsent(l *lab.Lab, node, link string) error {
+	mtus, err := l.Node(node).LinkMTUs()
+	if err != nil {
+		return err
+	}
+	if _, ok := mtus[link]; ok {
+		return fmt.Errorf("%s still has %s", node, link)
 	}
 	return nil
 }

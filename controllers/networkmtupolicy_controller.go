@@ -107,13 +107,21 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if v != nil || err != nil {
 		return deref(v), ctrl.Result{}, err
 	}
-	cni, v, result, err := r.configureCNI(ctx, policy, det, outcome)
+	// The CNI's agents size their devices from the configuration when they restart: writing it
+	// while a node's NIC cannot carry the result would break that node. Hold it back until the
+	// NICs are fixed (or, with Enforce, raised by the rollout).
+	below := nodesBelowDeclared(policy, nodes)
+	cni, v, result, err := r.configureCNI(ctx, policy, det, outcome, below)
 	if v != nil || err != nil {
 		return deref(v), result, err
 	}
 	v2, err := r.rolloutNodes(ctx, policy, det, cni, nodes)
 	if err != nil || v2.Stalled != nil || v2.Progressing != nil {
 		return v2, result, err
+	}
+	if len(below) > 0 && policy.Spec.Mode == mtuv1alpha1.ModeApply {
+		msg := conditionMessage(policy, mtuv1alpha1.ConditionConfigApplied)
+		return plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonUnderlayMismatch, Message: msg}}, result, nil
 	}
 	v3, retry, err := r.remediatePods(ctx, policy, nodes)
 	if retry > 0 && (result.RequeueAfter == 0 || retry < result.RequeueAfter) {
@@ -263,7 +271,7 @@ type detected struct {
 
 // configureCNI edits the CNI's configuration (or, in DryRun, publishes the plan) and returns
 // what the nodes must reach; a verdict when the policy cannot go further.
-func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (plan.CNITarget, *plan.Verdict, ctrl.Result, error) {
+func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome, below []string) (plan.CNITarget, *plan.Verdict, ctrl.Result, error) {
 	target, err := plan.TargetFor(det.Provider, outcome.Result, det.flannelVNI)
 	if err != nil {
 		problem := &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}
@@ -277,12 +285,13 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 			PodMTU: target.PodMTU, Encapsulation: policy.Spec.Encapsulation.Type, UnderlayMTU: outcome.UnderlayMTU,
 		})
 	}
-	v, result, err := r.writeCNIConfig(ctx, policy, det, outcome)
+	v, result, err := r.writeCNIConfig(ctx, policy, det, outcome, below)
 	return target, v, result, err
 }
 
-// writeCNIConfig edits the CNI's configuration; a verdict when the policy cannot go further.
-func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (*plan.Verdict, ctrl.Result, error) {
+// writeCNIConfig edits the CNI's configuration, unless nodes are below the declared underlay
+// (below lists them); a verdict when the policy cannot go further.
+func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome, below []string) (*plan.Verdict, ctrl.Result, error) {
 	p, err := r.planCNI(ctx, det.Detection, det.seen, outcome.Result, policy.Status.ReplacedValues)
 	if err != nil {
 		return nil, ctrl.Result{}, err
@@ -310,6 +319,12 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 	}
 	policy.Status.PlannedChanges = nil
 
+	if len(changes) > 0 && len(below) > 0 {
+		policy.Status.PlannedChanges = capChanges(changes)
+		msg := fmt.Sprintf("not written while %s cannot carry the declared %d: %d field(s) wait in status.plannedChanges", bounded(below), *policy.Spec.Underlay.MTU, len(changes))
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, msg)
+		return nil, ctrl.Result{}, nil
+	}
 	if len(changes) == 0 {
 		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonConfigUpToDate, "the CNI configuration holds the computed values")
 		return nil, ctrl.Result{RequeueAfter: resyncPeriod}, nil
@@ -341,7 +356,7 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 	}
 	policy.Status.ReplacedValues = capChanges(plan.MergeReplaced(policy.Status.ReplacedValues, changes))
 
-	restartedAt := time.Now().UTC().Format(time.RFC3339)
+	restartedAt := time.Now().UTC().Format(time.RFC3339Nano) // two edits within a second must both restart
 	var restarted []types.NamespacedName
 	for _, ds := range restarts {
 		ok, err := r.restartDaemonSet(ctx, ds, restartedAt)

@@ -34,8 +34,8 @@ const netnsPrefix = "mtu-demo-"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
-	interrupted := ctx.Err() != nil
+	held, err := run(ctx)
+	interrupted := ctx.Err() != nil && !held
 	stop()
 	if interrupted {
 		fmt.Fprintln(os.Stderr, "\ndemo: interrupted; everything it started has been removed")
@@ -50,26 +50,27 @@ func main() {
 	}
 }
 
-func run(ctx context.Context) (err error) {
+// run tells the story; held says it ended by Ctrl-C while holding, which is how DEMO_HOLD ends.
+func run(ctx context.Context) (held bool, err error) {
 	if os.Geteuid() != 0 {
-		return errors.New("the demo builds network namespaces and links, which needs root: run `sudo make demo`")
+		return false, errors.New("the demo builds network namespaces and links, which needs root: run `sudo make demo`")
 	}
 	cni, err := lab.ParseCNI(cmp.Or(os.Getenv("DEMO_CNI"), string(lab.Flannel)))
 	if err != nil {
-		return err
+		return false, err
 	}
 	root, err := testenv.RepoRoot()
 	if err != nil {
-		return err
+		return false, err
 	}
 	dir := filepath.Join(root, ".demo")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return false, err
 	}
 	logPath := filepath.Join(dir, "operator.log")
 	logs, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer logs.Close()
 	kubectl := filepath.Join(cmp.Or(os.Getenv("KUBEBUILDER_ASSETS"), filepath.Join(root, "bin", "k8s")), "kubectl")
@@ -82,7 +83,7 @@ func run(ctx context.Context) (err error) {
 		Say: func(s string) { p.aside(s) },
 	})
 	if err != nil {
-		return fmt.Errorf("starting the lab: %w", err)
+		return false, fmt.Errorf("starting the lab: %w", err)
 	}
 	defer func() {
 		p.section("Cleaning up")
@@ -99,7 +100,7 @@ func run(ctx context.Context) (err error) {
 
 	w, err := story.NewWorld(ctx, l)
 	if err != nil {
-		return err
+		return false, err
 	}
 	steps := story.Steps(cni)
 	previous := ""
@@ -111,12 +112,12 @@ func run(ctx context.Context) (err error) {
 		p.apply(previous, step.Policy)
 		previous = step.Policy
 		if err := w.Apply(ctx, step); err != nil {
-			return fmt.Errorf("applying the policy: %w", err)
+			return false, fmt.Errorf("applying the policy: %w", err)
 		}
 		fmt.Fprintf(p.out, "\n  waiting for: %s\n", step.Expect)
 		began := time.Now()
 		if err := l.WaitFor(ctx, step.Expect, step.Timeout, func(ctx context.Context) error { return step.Until(ctx, w) }); err != nil {
-			return fmt.Errorf("step %d: %w (the operator's log is in %s)", i+1, err, rel(root, logPath))
+			return false, fmt.Errorf("step %d: %w (the operator's log is in %s)", i+1, err, rel(root, logPath))
 		}
 		fmt.Fprintf(p.out, "  reached in %s.\n", time.Since(began).Round(100*time.Millisecond))
 		for _, s := range step.Show {
@@ -127,10 +128,10 @@ func run(ctx context.Context) (err error) {
 	fmt.Fprintf(p.out, "  %d steps in %s, the cluster's start included: every node at 9000, pods at 9000 without a tunnel, nothing stale.\n", len(steps), time.Since(started).Round(time.Second))
 	if os.Getenv("DEMO_HOLD") == "1" {
 		p.hold(ctx, l)
-	} else {
-		fmt.Fprintln(p.out, "  Run `make demo DEMO_HOLD=1` to keep the cluster and nodes up and poke at them with kubectl.")
+		return true, nil
 	}
-	return nil
+	fmt.Fprintln(p.out, "  Run `make demo DEMO_HOLD=1` to keep the cluster and nodes up and poke at them with kubectl.")
+	return false, nil
 }
 
 // printer prints the story as a terminal session.
@@ -218,7 +219,9 @@ func (p *printer) show(ctx context.Context, l *lab.Lab, what string) {
 	case story.ShowStale:
 		p.run("get", "pods", "-A", "-o", `custom-columns=NAMESPACE:.metadata.namespace,POD:.metadata.name,NODE:.spec.nodeName,STALE-MTU:.metadata.annotations.networking\.mtu-operator\.io/stale-mtu`)
 	case story.ShowEvents:
-		p.run("get", "events", "-A", "--sort-by=.lastTimestamp", "--field-selector", "involvedObject.kind!=Node")
+		p.run("get", "events", "--sort-by=.lastTimestamp", "--field-selector", "involvedObject.kind=NetworkMTUPolicy")
+	case story.ShowEvictions:
+		p.run("get", "events", "-A", "--sort-by=.lastTimestamp", "--field-selector", "reason=StaleMTUEvicted")
 	case story.ShowCNIConfig:
 		p.cniConfig()
 	}

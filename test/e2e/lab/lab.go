@@ -139,7 +139,15 @@ func (l *Lab) startControlPlane(o Options) error {
 	if err != nil {
 		return err
 	}
-	l.env, l.Config, l.Client = env, env.Config, env.Client
+	// The lab's own client polls (its kubelet, the story's checks): lift client-go's default
+	// 5 requests a second, which would throttle it, not the operator.
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = 200, 400
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		return err
+	}
+	l.env, l.Config, l.Client = env, env.Config, c
 	kubeconfig, err := env.AdminKubeconfig("demo-admin")
 	if err != nil {
 		return err
@@ -267,16 +275,20 @@ func (l *Lab) Close() error {
 func (l *Lab) WaitFor(ctx context.Context, what string, timeout time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	var last error
 	for {
 		err := check(ctx)
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() == nil {
+			last = err // not the deadline cutting a check short
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %w)", what, ctx.Err(), err)
+			return fmt.Errorf("waiting for %s: %w (last: %w)", what, ctx.Err(), last)
 		case <-t.C:
 		}
 	}

@@ -38,6 +38,7 @@ const (
 	ShowPods       = "pods"       // each pod's eth0 MTU, read from its namespace
 	ShowStale      = "stale"      // the stale-MTU annotation on pods
 	ShowEvents     = "events"     // kubectl get events for the policy
+	ShowEvictions  = "evictions"  // kubectl get events of evicted pods
 	ShowCNIConfig  = "cniconfig"  // the CNI's configuration document
 )
 
@@ -129,10 +130,11 @@ func Steps(cni lab.CNI) []Step {
 		Title: "Apply: the operator refuses to size pods for a NIC that cannot carry them",
 		Why: []string{
 			"The plan looks right, so the policy goes to mode Apply. node-c's NIC is still at 1500:",
-			"pods sized for 9000 would black-hole large packets there (the TLS-handshake-timeout incident).",
+			"pods sized for 9000 would black-hole large packets there (the TLS-handshake-timeout incident),",
+			"and a restarted CNI agent there could not even create its tunnel.",
 		},
 		Policy: policy("Apply", "Observe", mtuv1alpha1.EncapsulationVXLAN, "Report"),
-		Expect: "the CNI configuration is written, but the policy is Stalled with UnderlayMismatch naming node-c, whose NIC is left alone",
+		Expect: "the policy Stalled with UnderlayMismatch naming node-c, the CNI configuration held back, nothing changed",
 		Until: func(ctx context.Context, w *World) error {
 			p, err := Policy(ctx, w.Lab)
 			if err != nil {
@@ -142,7 +144,8 @@ func Steps(cni lab.CNI) []Step {
 				observed(p),
 				hasCondition(p, mtuv1alpha1.ConditionStalled, metav1.ConditionTrue, mtuv1alpha1.ReasonUnderlayMismatch, "node-c (1500)"),
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionFalse, "", ""),
-				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, "", ""),
+				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, "not written while [node-c (1500)]"),
+				w.configUnchanged(ctx),
 				linkMTU(w.Lab, "node-c", "eth0", 1500),
 			)
 		},
@@ -155,7 +158,7 @@ func Steps(cni lab.CNI) []Step {
 			"apply, probe the API server and the peers with full-size don't-fragment packets, commit or roll back.",
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationVXLAN, "Report"),
-		Expect: "node-c's eth0 at 9000, every tunnel and bridge at 8950, the policy Ready, node-c's old pods reported stale at 1450",
+		Expect: "node-c's eth0 at 9000, then the CNI configuration written, every tunnel and bridge at 8950, the policy Ready, node-c's old pods reported stale at 1450",
 		Until: func(ctx context.Context, w *World) error {
 			p, err := Policy(ctx, w.Lab)
 			if err != nil {
@@ -166,6 +169,8 @@ func Steps(cni lab.CNI) []Step {
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionTrue, mtuv1alpha1.ReasonAllNodesConverged, ""),
+				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, "", ""),
+				check(slices.Contains(p.Status.AgentRestarts, AgentDaemonSet(cni)) || len(p.Status.ReplacedValues) > 0, "the CNI configuration was not written"),
 				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, mtuv1alpha1.ReasonStalePodsFound, ""),
 				check(p.Status.Pods.Stale == 2, "%d stale pods, want node-c's 2", p.Status.Pods.Stale),
 			}
@@ -176,7 +181,7 @@ func Steps(cni lab.CNI) []Step {
 			return all(checks...)
 		},
 		Timeout: 2 * time.Minute,
-		Show:    []string{ShowPolicy, ShowConditions, ShowNodes, ShowLinks, ShowPods, ShowStale},
+		Show:    []string{ShowPolicy, ShowConditions, ShowNodes, ShowLinks, ShowPods, ShowStale, ShowEvents},
 	}, {
 		Title: "InPlace: correct the stale pods without restarting them",
 		Why: []string{
@@ -254,7 +259,7 @@ func Steps(cni lab.CNI) []Step {
 			)
 		},
 		Timeout: 2 * time.Minute,
-		Show:    []string{ShowPolicy, ShowConditions, ShowPods, ShowEvents},
+		Show:    []string{ShowPolicy, ShowConditions, ShowPods, ShowEvictions},
 	}}
 }
 

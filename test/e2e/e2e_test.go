@@ -5,9 +5,14 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
@@ -61,6 +66,57 @@ func TestStory(t *testing.T) {
 				}
 				t.Logf("step %d reached: %s", i+1, step.Expect)
 			}
+			checkFinalConfig(t, l)
 		})
+	}
+}
+
+// checkFinalConfig checks the CNI's documents after the story: the operator's fields hold the
+// story's end state and everything else in the user's documents survived every edit.
+func checkFinalConfig(t *testing.T, l *lab.Lab) {
+	ctx := context.Background()
+	cm := func(ns, name string) map[string]string {
+		c := &corev1.ConfigMap{}
+		if err := l.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, c); err != nil {
+			t.Fatal(err)
+		}
+		return c.Data
+	}
+	switch l.CNI {
+	case lab.Flannel:
+		want := "{\n  \"Network\": \"10.244.0.0/16\",\n  \"EnableNFTables\": false,\n  \"Backend\": {\n    \"Type\": \"host-gw\"\n  }\n}\n"
+		if got := cm("kube-flannel", "kube-flannel-cfg")["net-conf.json"]; got != want {
+			t.Errorf("net-conf.json after the story:\n%s\nwant:\n%s", got, want)
+		}
+	case lab.Antrea:
+		manifest, err := os.ReadFile("lab/manifests/antrea.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := cm("kube-system", "antrea-config")["antrea-agent.conf"]
+		original, _, _ := strings.Cut(string(manifest), "antrea-cni.conflist:")
+		for _, line := range strings.Split(original, "\n") {
+			if c := strings.TrimSpace(line); strings.HasPrefix(c, "# ") && strings.HasPrefix(line, "    #") && !strings.Contains(got, c) {
+				t.Errorf("antrea-agent.conf lost the comment %q:\n%s", c, got)
+			}
+		}
+		for _, want := range []string{`trafficEncapMode: "noEncap"`, "defaultMTU: 9000", `tunnelType: "vxlan"`, `hostGateway: "antrea-gw0"`} {
+			if !strings.Contains(got, want) {
+				t.Errorf("antrea-agent.conf has no %q:\n%s", want, got)
+			}
+		}
+	case lab.Calico:
+		if got := cm("kube-system", "calico-config")["veth_mtu"]; got != "9000" {
+			t.Errorf("veth_mtu %q, want 9000", got)
+		}
+		pool := &unstructured.Unstructured{}
+		pool.SetAPIVersion("crd.projectcalico.org/v1")
+		pool.SetKind("IPPool")
+		if err := l.Client.Get(ctx, types.NamespacedName{Name: "default-ipv4-ippool"}, pool); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(pool.Object["spec"]); got != "map[blockSize:24 cidr:10.244.0.0/16 ipipMode:Never natOutgoing:true nodeSelector:all() vxlanMode:Never]" {
+			t.Errorf("IPPool spec after the story: %s", got)
+		}
 	}
 }

@@ -96,18 +96,18 @@ func (c CNI) devices(n *Node) []netlink.Link {
 	}
 	switch c {
 	case Calico:
-		return []netlink.Link{vxlan("vxlan.calico", 4096, 4789)}
+		return []netlink.Link{vxlan(c.TunnelDevice(), 4096, 4789)}
 	case Antrea:
 		// antrea-gw0 is an OVS internal port in a real node; a bridge stands in for it (pods
 		// hang off it as they hang off br-int), and the OVS-owned tunnel device is left out.
-		return []netlink.Link{bridge("antrea-gw0")}
+		return []netlink.Link{bridge(c.Gateway())}
 	default:
-		return []netlink.Link{vxlan("flannel.1", 1, 8472), bridge("cni0")}
+		return []netlink.Link{vxlan(c.TunnelDevice(), 1, 8472), bridge(c.Gateway())}
 	}
 }
 
-// agentDaemonSet is the CNI's agent DaemonSet, which the operator restarts after an edit.
-func (c CNI) agentDaemonSet() types.NamespacedName {
+// AgentDaemonSet is the CNI's agent DaemonSet, which the operator restarts after an edit.
+func (c CNI) AgentDaemonSet() types.NamespacedName {
 	switch c {
 	case Calico:
 		return types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoNodeDaemonSet}
@@ -129,7 +129,7 @@ func (c CNI) tunnel(ctx context.Context, cl client.Client) (name string, wanted 
 			return "", false, err
 		}
 		mode, _, _ := unstructured.NestedString(pool.Object, "spec", "vxlanMode")
-		return "vxlan.calico", mode != "Never", nil
+		return c.TunnelDevice(), mode != "Never", nil
 	case Antrea:
 		return "", false, nil
 	default:
@@ -141,13 +141,26 @@ func (c CNI) tunnel(ctx context.Context, cl client.Client) (name string, wanted 
 		if err := json.Unmarshal([]byte(cm.Data[plan.FlannelConfigKey]), &conf); err != nil {
 			return "", false, fmt.Errorf("net-conf.json: %w", err)
 		}
-		return "flannel.1", strings.EqualFold(conf.Backend.Type, "vxlan"), nil
+		return c.TunnelDevice(), strings.EqualFold(conf.Backend.Type, "vxlan"), nil
 	}
 }
 
-// gateway is the device pods attach to and whose address is their gateway; empty for Calico,
+// TunnelDevice is the VXLAN device of the CNI's agent on a node; empty for Antrea, whose
+// tunnel lives in OVS, out of the lab.
+func (c CNI) TunnelDevice() string {
+	switch c {
+	case Calico:
+		return "vxlan.calico"
+	case Antrea:
+		return ""
+	default:
+		return "flannel.1"
+	}
+}
+
+// Gateway is the device pods attach to and whose address is their gateway; empty for Calico,
 // which routes each pod's veth instead.
-func (c CNI) gateway() string {
+func (c CNI) Gateway() string {
 	switch c {
 	case Calico:
 		return ""

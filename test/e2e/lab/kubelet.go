@@ -132,7 +132,7 @@ func (k *kubelet) sync(ctx context.Context) error {
 // each node's agent starts again and sets its tunnel up from the new configuration.
 func (k *kubelet) restartCNIAgents(ctx context.Context) error {
 	ds := &appsv1.DaemonSet{}
-	if err := k.client.Get(ctx, k.cni.agentDaemonSet(), ds); err != nil {
+	if err := k.client.Get(ctx, k.cni.AgentDaemonSet(), ds); err != nil {
 		return err
 	}
 	at := ds.Spec.Template.Annotations[restartAnnotation]

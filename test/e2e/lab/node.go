@@ -93,7 +93,7 @@ func (n *Node) build(nw *network) error {
 			return err
 		}
 	}
-	if gw := n.cni.gateway(); gw != "" {
+	if gw := n.cni.Gateway(); gw != "" {
 		return n.ns.addAddr(gw, n.gatewayIP()+"/24")
 	}
 	return nil
@@ -184,7 +184,7 @@ func (n *Node) plugPod(podNS *namespace, p *pod, mtu int) error {
 		return err
 	}
 	gateway, prefix := n.gatewayIP(), "/24"
-	if gw := n.cni.gateway(); gw != "" {
+	if gw := n.cni.Gateway(); gw != "" {
 		bridge, err := n.ns.link(gw)
 		if err != nil {
 			return err

@@ -98,7 +98,7 @@ spec:
 
 // Steps is the story for the lab's CNI.
 func Steps(cni lab.CNI) []Step {
-	tunnel, gateway := Devices(cni)
+	tunnel, gateway := cni.TunnelDevice(), cni.Gateway()
 	return []Step{{
 		Title: "Dry run: what would jumbo frames change?",
 		Why: []string{
@@ -170,7 +170,7 @@ func Steps(cni lab.CNI) []Step {
 				hasCondition(p, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionTrue, mtuv1alpha1.ReasonAllNodesConverged, ""),
 				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, "", ""),
-				check(slices.Contains(p.Status.AgentRestarts, AgentDaemonSet(cni)) || len(p.Status.ReplacedValues) > 0, "the CNI configuration was not written"),
+				check(slices.Contains(p.Status.AgentRestarts, cni.AgentDaemonSet().String()) || len(p.Status.ReplacedValues) > 0, "the CNI configuration was not written"),
 				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, mtuv1alpha1.ReasonStalePodsFound, ""),
 				check(p.Status.Pods.Stale == 2, "%d stale pods, want node-c's 2", p.Status.Pods.Stale),
 			}
@@ -223,7 +223,7 @@ func Steps(cni lab.CNI) []Step {
 				observed(p),
 				check(p.Status.PodMTU == 9000, "pod MTU %d, want 9000", p.Status.PodMTU),
 				check(len(p.Status.Tunnels) == 0, "tunnels %v, want none", p.Status.Tunnels),
-				check(slices.Contains(p.Status.AgentRestarts, AgentDaemonSet(cni)), "agent restarts %v", p.Status.AgentRestarts),
+				check(slices.Contains(p.Status.AgentRestarts, cni.AgentDaemonSet().String()), "agent restarts %v", p.Status.AgentRestarts),
 				hasCondition(p, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, mtuv1alpha1.ReasonStalePodsFound, ""),
 				check(p.Status.Pods.Stale == 6, "%d stale pods, want all 6", p.Status.Pods.Stale),
@@ -280,31 +280,6 @@ func (w *World) Apply(ctx context.Context, s Step) error {
 		return err
 	}
 	return w.Client.Patch(ctx, u, client.Apply, client.FieldOwner("kubectl"), client.ForceOwnership) //nolint:staticcheck // the typed Apply needs generated apply configurations
-}
-
-// Devices names the CNI's tunnel device (empty when the CNI keeps it in OVS) and the device
-// pods attach to (for Calico, which has none, the tunnel again).
-func Devices(cni lab.CNI) (tunnel, gateway string) {
-	switch cni {
-	case lab.Calico:
-		return "vxlan.calico", ""
-	case lab.Antrea:
-		return "", "antrea-gw0"
-	default:
-		return "flannel.1", "cni0"
-	}
-}
-
-// AgentDaemonSet is the CNI's agent DaemonSet as namespace/name.
-func AgentDaemonSet(cni lab.CNI) string {
-	switch cni {
-	case lab.Calico:
-		return "kube-system/calico-node"
-	case lab.Antrea:
-		return "kube-system/antrea-agent"
-	default:
-		return "kube-flannel/kube-flannel-ds"
-	}
 }
 
 // Policy reads the story's policy.

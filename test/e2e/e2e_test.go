@@ -61,7 +61,7 @@ func TestStory(t *testing.T) {
 				if err := w.Apply(ctx, step); err != nil {
 					t.Fatalf("step %d (%s): applying the policy: %v", i+1, step.Title, err)
 				}
-				if err := l.WaitFor(ctx, step.Expect, step.Timeout, func(ctx context.Context) error { return step.Until(ctx, w) }); err != nil {
+				if err := w.Await(ctx, step); err != nil {
 					t.Fatalf("step %d (%s): %v", i+1, step.Title, err)
 				}
 				t.Logf("step %d reached: %s", i+1, step.Expect)

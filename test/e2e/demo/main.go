@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -116,7 +117,7 @@ func run(ctx context.Context) (held bool, err error) {
 		}
 		fmt.Fprintf(p.out, "\n  waiting for: %s\n", step.Expect)
 		began := time.Now()
-		if err := l.WaitFor(ctx, step.Expect, step.Timeout, func(ctx context.Context) error { return step.Until(ctx, w) }); err != nil {
+		if err := w.Await(ctx, step); err != nil {
 			return false, fmt.Errorf("step %d: %w (the operator's log is in %s)", i+1, err, rel(root, logPath))
 		}
 		fmt.Fprintf(p.out, "  reached in %s.\n", time.Since(began).Round(100*time.Millisecond))
@@ -272,22 +273,11 @@ func (p *printer) links(l *lab.Lab) {
 			fmt.Fprintf(tw, "  %s\t%v\n", n.Name, err)
 			continue
 		}
-		names := make([]string, 0, len(mtus))
-		for name := range mtus {
-			names = append(names, name)
-		}
-		// The node's own devices first, then the pods' veths.
-		sort.Slice(names, func(i, j int) bool {
-			pi, pj := isPodVeth(names[i]), isPodVeth(names[j])
-			if pi != pj {
-				return !pi
-			}
-			return names[i] < names[j]
-		})
+		// The node's own devices by name; the pods' veths only counted.
 		cells := []string{"  " + n.Name}
 		veths := 0
-		for _, name := range names {
-			if isPodVeth(name) {
+		for _, name := range slices.Sorted(maps.Keys(mtus)) {
+			if p.cni.IsPodVeth(name) {
 				veths++
 				continue
 			}
@@ -297,12 +287,6 @@ func (p *printer) links(l *lab.Lab) {
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	_ = tw.Flush()
-}
-
-func isPodVeth(name string) bool {
-	return slices.ContainsFunc([]string{"veth", "cali", "antrea-"}, func(prefix string) bool {
-		return strings.HasPrefix(name, prefix) && name != "antrea-gw0"
-	})
 }
 
 // pods prints each pod with its eth0 MTU read inside its network namespace.

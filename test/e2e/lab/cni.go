@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -123,25 +124,13 @@ func (c CNI) AgentDaemonSet() types.NamespacedName {
 func (c CNI) tunnel(ctx context.Context, cl client.Client) (name string, wanted bool, err error) {
 	switch c {
 	case Calico:
-		pool := &unstructured.Unstructured{}
-		pool.SetGroupVersionKind(schema.GroupVersionKind{Group: "crd.projectcalico.org", Version: "v1", Kind: "IPPool"})
-		if err := cl.Get(ctx, types.NamespacedName{Name: "default-ipv4-ippool"}, pool); err != nil {
-			return "", false, err
-		}
-		mode, _, _ := unstructured.NestedString(pool.Object, "spec", "vxlanMode")
-		return c.TunnelDevice(), mode != "Never", nil
+		vxlan, err := calicoVXLAN(ctx, cl)
+		return c.TunnelDevice(), vxlan, err
 	case Antrea:
 		return "", false, nil
 	default:
-		cm := &corev1.ConfigMap{}
-		if err := cl.Get(ctx, types.NamespacedName{Namespace: plan.FlannelNamespace, Name: plan.FlannelConfigMap}, cm); err != nil {
-			return "", false, err
-		}
-		var conf struct{ Backend struct{ Type string } }
-		if err := json.Unmarshal([]byte(cm.Data[plan.FlannelConfigKey]), &conf); err != nil {
-			return "", false, fmt.Errorf("net-conf.json: %w", err)
-		}
-		return c.TunnelDevice(), strings.EqualFold(conf.Backend.Type, "vxlan"), nil
+		backendType, _, err := flannelBackend(ctx, cl)
+		return c.TunnelDevice(), strings.EqualFold(backendType, "vxlan"), err
 	}
 }
 
@@ -171,6 +160,11 @@ func (c CNI) Gateway() string {
 	}
 }
 
+// IsPodVeth says whether a link on a node is the host end of a pod's veth.
+func (c CNI) IsPodVeth(name string) bool {
+	return strings.HasPrefix(name, c.hostVethPrefix()) && name != c.Gateway()
+}
+
 // hostVethPrefix is how the CNI names the node's end of a pod's veth.
 func (c CNI) hostVethPrefix() string {
 	switch c {
@@ -181,6 +175,35 @@ func (c CNI) hostVethPrefix() string {
 	default:
 		return "veth"
 	}
+}
+
+// flannelBackend reads the backend type and MTU option from flannel's net-conf.json.
+func flannelBackend(ctx context.Context, cl client.Client) (backendType string, mtu int, err error) {
+	cm := &corev1.ConfigMap{}
+	if err := cl.Get(ctx, types.NamespacedName{Namespace: plan.FlannelNamespace, Name: plan.FlannelConfigMap}, cm); err != nil {
+		return "", 0, err
+	}
+	var conf struct {
+		Backend struct {
+			Type string
+			MTU  int
+		}
+	}
+	if err := json.Unmarshal([]byte(cm.Data[plan.FlannelConfigKey]), &conf); err != nil {
+		return "", 0, fmt.Errorf("net-conf.json: %w", err)
+	}
+	return conf.Backend.Type, conf.Backend.MTU, nil
+}
+
+// calicoVXLAN reads whether Calico's default pool encapsulates with VXLAN.
+func calicoVXLAN(ctx context.Context, cl client.Client) (bool, error) {
+	pool := &unstructured.Unstructured{}
+	pool.SetGroupVersionKind(schema.GroupVersionKind{Group: "crd.projectcalico.org", Version: "v1", Kind: "IPPool"})
+	if err := cl.Get(ctx, types.NamespacedName{Name: "default-ipv4-ippool"}, pool); err != nil {
+		return false, err
+	}
+	mode, _, _ := unstructured.NestedString(pool.Object, "spec", "vxlanMode")
+	return mode != "Never", nil
 }
 
 // podMTU is the MTU the CNI's plugin gives a new pod on n, read from the CNI's configuration
@@ -200,12 +223,11 @@ func (c CNI) podMTU(ctx context.Context, cl client.Client, n *Node) (int, error)
 		if m, err := strconv.Atoi(cm.Data[plan.CalicoConfigKey]); err == nil && m > 0 {
 			return m, nil
 		}
-		pool := &unstructured.Unstructured{}
-		pool.SetGroupVersionKind(schema.GroupVersionKind{Group: "crd.projectcalico.org", Version: "v1", Kind: "IPPool"})
-		if err := cl.Get(ctx, types.NamespacedName{Name: "default-ipv4-ippool"}, pool); err != nil {
+		vxlan, err := calicoVXLAN(ctx, cl)
+		if err != nil {
 			return 0, err
 		}
-		if mode, _, _ := unstructured.NestedString(pool.Object, "spec", "vxlanMode"); mode == "Never" {
+		if !vxlan {
 			return nic, nil
 		}
 		return nic - vxlanOverhead, nil
@@ -228,25 +250,14 @@ func (c CNI) podMTU(ctx context.Context, cl client.Client, n *Node) (int, error)
 		}
 		return nic - vxlanOverhead, nil
 	default:
-		if err := cl.Get(ctx, types.NamespacedName{Namespace: plan.FlannelNamespace, Name: plan.FlannelConfigMap}, cm); err != nil {
+		// flanneld: vxlan pods get Backend.MTU (default: the NIC's) less 50; host-gw the NIC's.
+		backendType, mtu, err := flannelBackend(ctx, cl)
+		if err != nil {
 			return 0, err
 		}
-		// flanneld: vxlan pods get Backend.MTU (default: the NIC's) less 50; host-gw the NIC's.
-		var conf struct {
-			Backend struct {
-				Type string
-				MTU  int
-			}
-		}
-		if err := json.Unmarshal([]byte(cm.Data[plan.FlannelConfigKey]), &conf); err != nil {
-			return 0, fmt.Errorf("net-conf.json: %w", err)
-		}
-		if !strings.EqualFold(conf.Backend.Type, "vxlan") {
+		if !strings.EqualFold(backendType, "vxlan") {
 			return nic, nil
 		}
-		if conf.Backend.MTU > 0 {
-			return conf.Backend.MTU - vxlanOverhead, nil
-		}
-		return nic - vxlanOverhead, nil
+		return cmp.Or(mtu, nic) - vxlanOverhead, nil
 	}
 }

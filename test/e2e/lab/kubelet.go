@@ -183,18 +183,9 @@ func (k *kubelet) create(ctx context.Context, rs *appsv1.ReplicaSet, node *Node)
 	return nil
 }
 
-func (k *kubelet) node(name string) *Node {
-	for _, n := range k.nodes {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
-}
-
 // start runs a pod: its namespace at the MTU the CNI hands out now, then its status.
 func (k *kubelet) start(ctx context.Context, p *corev1.Pod) error {
-	node := k.node(p.Spec.NodeName)
+	node := nodeNamed(k.nodes, p.Spec.NodeName)
 	if node == nil {
 		return nil
 	}
@@ -222,7 +213,7 @@ func (k *kubelet) start(ctx context.Context, p *corev1.Pod) error {
 
 // stop finishes a deletion (an eviction) as the kubelet does once the containers are gone.
 func (k *kubelet) stop(ctx context.Context, p *corev1.Pod) error {
-	if node := k.node(p.Spec.NodeName); node != nil {
+	if node := nodeNamed(k.nodes, p.Spec.NodeName); node != nil {
 		if err := node.stopPod(p.UID); err != nil {
 			return err
 		}

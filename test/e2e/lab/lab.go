@@ -320,8 +320,10 @@ func (l *Lab) Pods(ctx context.Context) ([]corev1.Pod, error) {
 }
 
 // Node returns the named node.
-func (l *Lab) Node(name string) *Node {
-	for _, n := range l.Nodes {
+func (l *Lab) Node(name string) *Node { return nodeNamed(l.Nodes, name) }
+
+func nodeNamed(nodes []*Node, name string) *Node {
+	for _, n := range nodes {
 		if n.Name == name {
 			return n
 		}

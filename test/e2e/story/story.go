@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/plan"
 	"github.com/mtu-operator/mtu-operator/internal/remediate"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
 )
@@ -51,8 +52,9 @@ type Step struct {
 	Policy string
 	// Expect says what the operator must reach, for a reader.
 	Expect string
-	// Until checks the outcome; nil means reached.
-	Until   func(ctx context.Context, w *World) error
+	// Until checks the outcome on the policy, read once its generation was observed; nil
+	// means reached.
+	Until   func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error
 	Timeout time.Duration
 	Show    []string
 }
@@ -62,18 +64,40 @@ type World struct {
 	*lab.Lab
 	// Before is the CNI configuration when the story began, by object.
 	Before map[string]string
-	// PodsBefore are the pods' UIDs before the evictions.
+	// PodsBefore are the pods' UIDs when the story began; no step before the evictions
+	// replaces a pod.
 	PodsBefore map[types.UID]bool
 }
 
 // NewWorld records the starting state of a freshly started lab.
 func NewWorld(ctx context.Context, l *lab.Lab) (*World, error) {
-	w := &World{Lab: l}
+	w := &World{Lab: l, PodsBefore: map[types.UID]bool{}}
 	var err error
 	if w.Before, err = CNIConfig(ctx, l); err != nil {
 		return nil, err
 	}
+	pods, err := l.Pods(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods {
+		w.PodsBefore[p.UID] = true
+	}
 	return w, nil
+}
+
+// Await waits until the operator has observed the step's policy and reached its outcome.
+func (w *World) Await(ctx context.Context, s Step) error {
+	return w.WaitFor(ctx, s.Expect, s.Timeout, func(ctx context.Context) error {
+		p, err := Policy(ctx, w.Lab)
+		if err != nil {
+			return err
+		}
+		if err := observed(p); err != nil {
+			return err
+		}
+		return s.Until(ctx, w, p)
+	})
 }
 
 func policy(mode, management string, encap mtuv1alpha1.EncapsulationType, action string) string {
@@ -107,13 +131,8 @@ func Steps(cni lab.CNI) []Step {
 		},
 		Policy: policy("DryRun", "Observe", mtuv1alpha1.EncapsulationVXLAN, "Report"),
 		Expect: "a plan of CNI field changes, every node reporting its NIC, node-c named as the odd one at 1500, and nothing changed",
-		Until: func(ctx context.Context, w *World) error {
-			p, err := Policy(ctx, w.Lab)
-			if err != nil {
-				return err
-			}
+		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
 			if err := all(
-				observed(p),
 				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, "would change"),
 				hasCondition(p, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, "node-c (1500)"),
 				nodesSelected(p, 3),
@@ -135,13 +154,8 @@ func Steps(cni lab.CNI) []Step {
 		},
 		Policy: policy("Apply", "Observe", mtuv1alpha1.EncapsulationVXLAN, "Report"),
 		Expect: "the policy Stalled with UnderlayMismatch naming node-c, the CNI configuration held back, nothing changed",
-		Until: func(ctx context.Context, w *World) error {
-			p, err := Policy(ctx, w.Lab)
-			if err != nil {
-				return err
-			}
+		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
 			return all(
-				observed(p),
 				hasCondition(p, mtuv1alpha1.ConditionStalled, metav1.ConditionTrue, mtuv1alpha1.ReasonUnderlayMismatch, "node-c (1500)"),
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionFalse, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, "not written while [node-c (1500)]"),
@@ -159,13 +173,8 @@ func Steps(cni lab.CNI) []Step {
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationVXLAN, "Report"),
 		Expect: "node-c's eth0 at 9000, then the CNI configuration written, every tunnel and bridge at 8950, the policy Ready, node-c's old pods reported stale at 1450",
-		Until: func(ctx context.Context, w *World) error {
-			p, err := Policy(ctx, w.Lab)
-			if err != nil {
-				return err
-			}
+		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
 			checks := []error{
-				observed(p),
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionTrue, mtuv1alpha1.ReasonAllNodesConverged, ""),
@@ -190,13 +199,8 @@ func Steps(cni lab.CNI) []Step {
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationVXLAN, "InPlace"),
 		Expect: "node-c's pods at 8950 in their own namespaces, no stale pods, PodsCurrent True",
-		Until: func(ctx context.Context, w *World) error {
-			p, err := Policy(ctx, w.Lab)
-			if err != nil {
-				return err
-			}
+		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
 			return all(
-				observed(p),
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, "", ""),
 				check(p.Status.StalePods == 0, "%d stale pods", p.Status.StalePods),
@@ -214,13 +218,8 @@ func Steps(cni lab.CNI) []Step {
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
 		Expect: "pod MTU 9000 and no tunnel, the CNI configuration and agents updated, every old pod reported stale: \"8950 predates the switch from VXLAN to None\"",
-		Until: func(ctx context.Context, w *World) error {
-			p, err := Policy(ctx, w.Lab)
-			if err != nil {
-				return err
-			}
+		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
 			checks := []error{
-				observed(p),
 				check(p.Status.PodMTU == 9000, "pod MTU %d, want 9000", p.Status.PodMTU),
 				check(len(p.Status.Tunnels) == 0, "tunnels %v, want none", p.Status.Tunnels),
 				check(slices.Contains(p.Status.AgentRestarts, cni.AgentDaemonSet().String()), "agent restarts %v", p.Status.AgentRestarts),
@@ -245,13 +244,8 @@ func Steps(cni lab.CNI) []Step {
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Evict"),
 		Expect: "every old pod evicted and replaced, every pod at 9000, the policy Ready with PodsCurrent True",
-		Until: func(ctx context.Context, w *World) error {
-			p, err := Policy(ctx, w.Lab)
-			if err != nil {
-				return err
-			}
+		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
 			return all(
-				observed(p),
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, "", ""),
 				w.podsReplaced(ctx),
@@ -265,16 +259,6 @@ func Steps(cni lab.CNI) []Step {
 
 // Apply applies a step's policy as `kubectl apply --server-side` does.
 func (w *World) Apply(ctx context.Context, s Step) error {
-	if strings.Contains(s.Policy, "action: Evict") && w.PodsBefore == nil {
-		pods, err := w.Pods(ctx)
-		if err != nil {
-			return err
-		}
-		w.PodsBefore = map[types.UID]bool{}
-		for _, p := range pods {
-			w.PodsBefore[p.UID] = true
-		}
-	}
 	u := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(s.Policy), &u.Object); err != nil {
 		return err
@@ -297,7 +281,7 @@ func CNIConfig(ctx context.Context, l *lab.Lab) (map[string]string, error) {
 	}
 	for _, cm := range cms.Items {
 		switch cm.Name {
-		case "kube-flannel-cfg", "calico-config", "antrea-config":
+		case plan.FlannelConfigMap, plan.CalicoConfigMap, plan.AntreaConfigMap:
 			out["ConfigMap/"+cm.Name] = fmt.Sprint(cm.Data)
 		}
 	}

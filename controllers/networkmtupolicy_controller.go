@@ -110,7 +110,7 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	// The CNI's agents size their devices from the configuration when they restart: writing it
 	// while a node's NIC cannot carry the result would break that node. Hold it back until the
 	// NICs are fixed (or, with Enforce, raised by the rollout).
-	below := nodesBelowDeclared(policy, nodes)
+	below := plan.NodesBelowDeclared(policy.Spec.Underlay.Source, policy.Spec.Underlay.MTU, nodes)
 	cni, v, result, err := r.configureCNI(ctx, policy, det, outcome, below)
 	if v != nil || err != nil {
 		return deref(v), result, err

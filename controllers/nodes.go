@@ -233,18 +233,3 @@ func bounded(names []string) string {
 	}
 	return fmt.Sprintf("%v and %d more", names[:10], len(names)-10)
 }
-
-// nodesBelowDeclared names the selected nodes, as "name (mtu)", whose reported underlay is
-// smaller than the MTU the policy declares.
-func nodesBelowDeclared(policy *mtuv1alpha1.NetworkMTUPolicy, nodes []plan.NodeInput) []string {
-	if policy.Spec.Underlay.Source != mtuv1alpha1.UnderlayDeclared || policy.Spec.Underlay.MTU == nil {
-		return nil
-	}
-	var below []string
-	for _, n := range nodes {
-		if n.State != nil && n.State.Status.UnderlayMTU > 0 && n.State.Status.UnderlayMTU < *policy.Spec.Underlay.MTU {
-			below = append(below, fmt.Sprintf("%s (%d)", n.Name, n.State.Status.UnderlayMTU))
-		}
-	}
-	return below
-}

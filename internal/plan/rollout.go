@@ -99,7 +99,7 @@ func DecideRollout(in RolloutInputs) Rollout {
 		switch {
 		case cannotCarry(in, n.State):
 			blocked[n.Name] = true
-			r.Blocked = append(r.Blocked, fmt.Sprintf("%s (%d)", n.Name, n.State.Status.UnderlayMTU))
+			r.Blocked = append(r.Blocked, underlayOf(n))
 		case !targeted(n.State, policy, target):
 			untargeted = append(untargeted, n)
 		case converged(n.State):
@@ -171,8 +171,30 @@ func DecideRollout(in RolloutInputs) Rollout {
 // cannotCarry: the node reported an underlay smaller than the declared MTU, which the policy
 // does not enforce.
 func cannotCarry(in RolloutInputs, s *mtuv1alpha1.NodeMTUState) bool {
-	return in.Target.UnderlayMTU == nil && in.UnderlaySource == mtuv1alpha1.UnderlayDeclared && in.DeclaredUnderlay != nil &&
-		s != nil && s.Status.UnderlayMTU > 0 && s.Status.UnderlayMTU < *in.DeclaredUnderlay
+	return in.Target.UnderlayMTU == nil && belowDeclared(in.UnderlaySource, in.DeclaredUnderlay, s)
+}
+
+// belowDeclared: the node reported an underlay smaller than the declared MTU.
+func belowDeclared(source mtuv1alpha1.UnderlaySource, declared *int32, s *mtuv1alpha1.NodeMTUState) bool {
+	return source == mtuv1alpha1.UnderlayDeclared && declared != nil &&
+		s != nil && s.Status.UnderlayMTU > 0 && s.Status.UnderlayMTU < *declared
+}
+
+// NodesBelowDeclared names, as "name (mtu)", the nodes whose reported underlay is smaller than
+// the declared MTU.
+func NodesBelowDeclared(source mtuv1alpha1.UnderlaySource, declared *int32, nodes []NodeInput) []string {
+	var below []string
+	for _, n := range nodes {
+		if belowDeclared(source, declared, n.State) {
+			below = append(below, underlayOf(n))
+		}
+	}
+	return below
+}
+
+// underlayOf names a node with its reported underlay MTU, as conditions list them.
+func underlayOf(n NodeInput) string {
+	return fmt.Sprintf("%s (%d)", n.Name, n.State.Status.UnderlayMTU)
 }
 
 func scaledMaxUnavailable(v *intstr.IntOrString, selected int) int {
@@ -306,7 +328,7 @@ func compareUnderlay(source mtuv1alpha1.UnderlaySource, declared *int32, nodes [
 	}
 	for _, n := range nodes {
 		if n.State != nil && n.State.Status.UnderlayMTU != 0 && n.State.Status.UnderlayMTU != rep.Expected {
-			rep.Outliers = append(rep.Outliers, fmt.Sprintf("%s (%d)", n.Name, n.State.Status.UnderlayMTU))
+			rep.Outliers = append(rep.Outliers, underlayOf(n))
 		}
 	}
 	return rep

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -60,20 +61,11 @@ func (p cniPlan) changes() []mtuv1alpha1.ConfigChange {
 func (p cniPlan) restarts() []types.NamespacedName {
 	var out []types.NamespacedName
 	for _, e := range p.edits {
-		if e.daemonSet != nil && len(e.changes) > 0 && !containsName(out, *e.daemonSet) {
+		if e.daemonSet != nil && len(e.changes) > 0 && !slices.Contains(out, *e.daemonSet) {
 			out = append(out, *e.daemonSet)
 		}
 	}
 	return out
-}
-
-func containsName(names []types.NamespacedName, n types.NamespacedName) bool {
-	for _, m := range names {
-		if m == n {
-			return true
-		}
-	}
-	return false
 }
 
 // seeCNIs gathers which CNI configuration objects exist.

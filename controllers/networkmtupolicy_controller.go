@@ -193,13 +193,7 @@ func (r *NetworkMTUPolicyReconciler) computeMTUs(ctx context.Context, policy *mt
 	if err != nil {
 		return plan.Outcome{}, err
 	}
-	var smallest *int32
-	for _, n := range nodes {
-		if n.State != nil && n.State.Status.UnderlayMTU > 0 && (smallest == nil || n.State.Status.UnderlayMTU < *smallest) {
-			smallest = &n.State.Status.UnderlayMTU
-		}
-	}
-	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families, DetectedUnderlayMTU: smallest})
+	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families, DetectedUnderlayMTU: plan.SmallestUnderlay(nodes)})
 	writeComputed(&policy.Status, outcome)
 	return outcome, nil
 }
@@ -321,7 +315,7 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 
 	if len(changes) > 0 && len(below) > 0 {
 		policy.Status.PlannedChanges = capChanges(changes)
-		msg := fmt.Sprintf("not written while %s cannot carry the declared %d: %d field(s) wait in status.plannedChanges", bounded(below), *policy.Spec.Underlay.MTU, len(changes))
+		msg := fmt.Sprintf("not written while %s cannot carry the declared %d: %d field(s) wait in status.plannedChanges", plan.Bounded(below), *policy.Spec.Underlay.MTU, len(changes))
 		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, msg)
 		return nil, ctrl.Result{}, nil
 	}

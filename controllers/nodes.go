@@ -26,13 +26,13 @@ const probeTimeoutSeconds = 10
 // state object at once, watching only, so that agents report the underlay before anything
 // changes (auto-detection needs it); states of nodes no longer selected are deleted.
 func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) ([]plan.NodeInput, error) {
-	selector := labels.Everything()
-	if policy.Spec.NodeSelector != nil {
-		s, err := metav1.LabelSelectorAsSelector(policy.Spec.NodeSelector)
-		if err != nil {
-			return nil, fmt.Errorf("spec.nodeSelector: %w", err)
-		}
-		selector = s
+	selection, err := selectionOf(policy)
+	if err != nil {
+		return nil, err
+	}
+	selector := selection.Selector
+	if selector == nil {
+		selector = labels.Everything()
 	}
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
@@ -161,7 +161,7 @@ func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkM
 	case u.Reported == 0:
 		setCondition(policy, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionUnknown, mtuv1alpha1.ReasonProgressing, "no node has reported its underlay MTU yet")
 	case len(u.Outliers) > 0:
-		msg := fmt.Sprintf("%d of %d nodes have an underlay MTU other than %d: %s", len(u.Outliers), u.Reported, u.Expected, u.OutlierSummary())
+		msg := fmt.Sprintf("%d of %d nodes have an underlay MTU other than %d: %s", len(u.Outliers), u.Reported, u.Expected, plan.Bounded(u.Outliers))
 		if policy.Spec.Underlay.Management == mtuv1alpha1.UnderlayEnforce {
 			msg += fmt.Sprintf("; setting them to %d (underlay.management Enforce)", u.Expected)
 		}
@@ -189,15 +189,13 @@ func (r *NetworkMTUPolicyReconciler) nodeVerdict(policy *mtuv1alpha1.NetworkMTUP
 		r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonNodeFailed, "Rollout", msg)
 		return plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonNodeFailed, Message: msg}}
 	}
-	u := rollout.Underlay
-	if policy.Spec.Underlay.Source == mtuv1alpha1.UnderlayDeclared && policy.Spec.Underlay.Management != mtuv1alpha1.UnderlayEnforce &&
-		u.Smallest != nil && policy.Spec.Underlay.MTU != nil && *u.Smallest < *policy.Spec.Underlay.MTU {
+	if len(rollout.Blocked) > 0 {
 		msg := conditionMessage(policy, mtuv1alpha1.ConditionUnderlayConsistent) + "; pods sized for the declared MTU would lose large packets there: fix those NICs or set underlay.management Enforce"
 		setCondition(policy, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, msg)
 		return plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonUnderlayMismatch, Message: msg}}
 	}
 	if !rollout.Done() {
-		msg := fmt.Sprintf("%d/%d nodes converged; changing %v; waiting %d", c.Converged, c.Selected, bounded(rollout.InProgress), len(rollout.Pending))
+		msg := fmt.Sprintf("%d/%d nodes converged; changing %v; waiting %d", c.Converged, c.Selected, plan.Bounded(rollout.InProgress), len(rollout.Pending))
 		if rollout.RouteMTU != nil {
 			msg += fmt.Sprintf("; routes pinned to MTU %d until all nodes converge", *rollout.RouteMTU)
 		}
@@ -224,12 +222,4 @@ func conditionMessage(policy *mtuv1alpha1.NetworkMTUPolicy, conditionType string
 		return c.Message
 	}
 	return ""
-}
-
-// bounded lists at most ten names, for condition messages.
-func bounded(names []string) string {
-	if len(names) <= 10 {
-		return fmt.Sprint(names)
-	}
-	return fmt.Sprintf("%v and %d more", names[:10], len(names)-10)
 }

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"slices"
 	"time"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
@@ -13,7 +14,7 @@ import (
 func MergeReplaced(known []mtuv1alpha1.ConfigChange, written []mtuv1alpha1.ConfigChange) []mtuv1alpha1.ConfigChange {
 	out := append([]mtuv1alpha1.ConfigChange(nil), known...)
 	for _, w := range written {
-		i := indexOf(out, w.Resource, w.Path)
+		i := slices.IndexFunc(out, func(c mtuv1alpha1.ConfigChange) bool { return c.Resource == w.Resource && c.Path == w.Path })
 		if i < 0 {
 			out = append(out, w)
 			continue
@@ -27,15 +28,6 @@ func MergeReplaced(known []mtuv1alpha1.ConfigChange, written []mtuv1alpha1.Confi
 		}
 	}
 	return kept
-}
-
-func indexOf(changes []mtuv1alpha1.ConfigChange, resource, path string) int {
-	for i, c := range changes {
-		if c.Resource == resource && c.Path == path {
-			return i
-		}
-	}
-	return -1
 }
 
 // RememberedFor returns, for one resource and one document key prefix, the original values

@@ -31,8 +31,6 @@ type UnderlayReport struct {
 	Reported int
 	// Expected is the MTU the nodes should share: the declared one, or the most common.
 	Expected int32
-	// Smallest is the smallest reported MTU; nil when no node reported.
-	Smallest *int32
 	// Outliers are the nodes whose underlay differs from Expected, as "name (mtu)".
 	Outliers []string
 }
@@ -134,29 +132,24 @@ func DecideRollout(in RolloutInputs) Rollout {
 		if n.State != nil && n.State.Spec.Policy == policy {
 			spec = *n.State.Spec.DeepCopy()
 		}
+		give := func(phase mtuv1alpha1.NodePhase, underlay *int32) {
+			spec.Phase = phase
+			spec.PolicyGeneration = generation
+			spec.PodMTU = target.PodMTU
+			spec.UnderlayMTU = underlay
+			spec.Interfaces = slices.Clone(target.Interfaces)
+		}
 		switch {
 		case blocked[n.Name]:
 			// Its devices cannot take the target over this underlay: the kernel would refuse,
 			// or worse, accept and drop large packets. It reports until the NIC is fixed.
-			spec.Phase = mtuv1alpha1.PhaseObserve
-			spec.PolicyGeneration = generation
-			spec.PodMTU = target.PodMTU
-			spec.UnderlayMTU = nil
-			spec.Interfaces = slices.Clone(target.Interfaces)
+			give(mtuv1alpha1.PhaseObserve, nil)
 		case handed[n.Name] || targeted(n.State, policy, target):
-			spec.Phase = mtuv1alpha1.PhaseConverge
-			spec.PolicyGeneration = generation
-			spec.PodMTU = target.PodMTU
-			spec.UnderlayMTU = target.UnderlayMTU
-			spec.Interfaces = slices.Clone(target.Interfaces)
+			give(mtuv1alpha1.PhaseConverge, target.UnderlayMTU)
 		case spec.Phase != mtuv1alpha1.PhaseConverge:
 			// Waiting for its turn: report the target interfaces so the pin can account for
 			// their current MTU, and change nothing.
-			spec.Phase = mtuv1alpha1.PhaseObserve
-			spec.PolicyGeneration = generation
-			spec.PodMTU = target.PodMTU
-			spec.UnderlayMTU = nil
-			spec.Interfaces = slices.Clone(target.Interfaces)
+			give(mtuv1alpha1.PhaseObserve, nil)
 		}
 		spec.Policy = policy
 		spec.UnderlayInterfacePattern = target.InterfacePattern
@@ -297,8 +290,28 @@ func peersOf(nodes []NodeInput, i int) []string {
 	return peers
 }
 
-// maxOutliersNamed bounds the names a condition message lists.
-const maxOutliersNamed = 10
+// maxNamed bounds the names a condition message lists.
+const maxNamed = 10
+
+// Bounded lists at most maxNamed names, for condition messages.
+func Bounded(names []string) string {
+	if len(names) <= maxNamed {
+		return fmt.Sprint(names)
+	}
+	return fmt.Sprintf("%v and %d more", names[:maxNamed], len(names)-maxNamed)
+}
+
+// SmallestUnderlay is the smallest underlay MTU the nodes reported; nil when none did.
+func SmallestUnderlay(nodes []NodeInput) *int32 {
+	var smallest *int32
+	for _, n := range nodes {
+		if n.State != nil && n.State.Status.UnderlayMTU > 0 && (smallest == nil || n.State.Status.UnderlayMTU < *smallest) {
+			v := n.State.Status.UnderlayMTU
+			smallest = &v
+		}
+	}
+	return smallest
+}
 
 // compareUnderlay finds the nodes whose underlay MTU differs: from the declared MTU, or, when
 // detected, from the most common value (ties go to the larger, the configuration the operator
@@ -310,12 +323,8 @@ func compareUnderlay(source mtuv1alpha1.UnderlaySource, declared *int32, nodes [
 		if n.State == nil || n.State.Status.UnderlayMTU == 0 {
 			continue
 		}
-		v := n.State.Status.UnderlayMTU
 		rep.Reported++
-		counts[v]++
-		if rep.Smallest == nil || v < *rep.Smallest {
-			rep.Smallest = &v
-		}
+		counts[n.State.Status.UnderlayMTU]++
 	}
 	if source != mtuv1alpha1.UnderlayAutoDetect && declared != nil {
 		rep.Expected = *declared
@@ -332,15 +341,4 @@ func compareUnderlay(source mtuv1alpha1.UnderlaySource, declared *int32, nodes [
 		}
 	}
 	return rep
-}
-
-// OutlierSummary names the outliers for a condition message, bounded.
-func (u UnderlayReport) OutlierSummary() string {
-	names := u.Outliers
-	more := ""
-	if len(names) > maxOutliersNamed {
-		more = fmt.Sprintf(" and %d more", len(names)-maxOutliersNamed)
-		names = names[:maxOutliersNamed]
-	}
-	return fmt.Sprintf("%v%s", names, more)
 }

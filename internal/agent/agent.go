@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,11 +106,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 
 	result := ctrl.Result{RequeueAfter: resyncPeriod}
 	if spec.Phase == mtuv1alpha1.PhaseConverge {
-		wait, err := r.converge(ctx, state, u)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if wait > 0 {
+		if wait := r.converge(ctx, state, u); wait > 0 {
 			result.RequeueAfter = wait
 		}
 	}
@@ -141,6 +138,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 type detectedUnderlay struct {
 	interfaces []mtuv1alpha1.UnderlayInterface
 	mtu        int32
+	// links are the node's links as read for the detection; the transaction checks them
+	// again before it changes anything.
+	links []netdev.Link
 }
 
 func (r *Reconciler) detectUnderlay(spec mtuv1alpha1.NodeMTUStateSpec) (detectedUnderlay, error) {
@@ -152,27 +152,20 @@ func (r *Reconciler) detectUnderlay(spec mtuv1alpha1.NodeMTUStateSpec) (detected
 	if err != nil {
 		return detectedUnderlay{}, fmt.Errorf("reading default routes: %w", err)
 	}
-	pattern, err := regexp.Compile(cmpOr(spec.UnderlayInterfacePattern, mtuv1alpha1.DefaultInterfacePattern))
+	pattern, err := regexp.Compile(cmp.Or(spec.UnderlayInterfacePattern, mtuv1alpha1.DefaultInterfacePattern))
 	if err != nil {
 		return detectedUnderlay{}, fmt.Errorf("underlay interface pattern: %w", err)
 	}
 	found, err := underlay.Detect(links, defaults, pattern)
 	if err != nil {
 		// No underlay is a report, not a failure: the status says so.
-		return detectedUnderlay{}, nil //nolint:nilerr // reported as an empty underlay
+		return detectedUnderlay{links: links}, nil //nolint:nilerr // reported as an empty underlay
 	}
-	d := detectedUnderlay{mtu: int32(found.MTU)}
+	d := detectedUnderlay{mtu: int32(found.MTU), links: links}
 	for _, i := range found.Interfaces {
 		d.interfaces = append(d.interfaces, mtuv1alpha1.UnderlayInterface{Name: i.Name, MTU: int32(i.MTU), DefaultRoute: i.DefaultRoute})
 	}
 	return d, nil
-}
-
-func cmpOr(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
 }
 
 // nodeAddresses are the node's internal addresses, which other nodes' agents probe.
@@ -192,7 +185,7 @@ func (r *Reconciler) nodeAddresses(ctx context.Context) ([]string, error) {
 
 // converge applies the changes the spec asks for as one transaction. It returns how long to
 // wait before retrying when the last attempt at this spec failed.
-func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) (time.Duration, error) {
+func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) time.Duration {
 	last, lastGeneration := state.Status.LastTransaction, state.Status.ObservedGeneration
 	if r.last != nil && (last == nil || r.last.Time.After(last.Time.Time)) {
 		last, lastGeneration = r.last, r.lastGeneration
@@ -200,12 +193,12 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 	}
 	if last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted && lastGeneration == state.Generation {
 		if wait := retryAfterFailure - time.Since(last.Time.Time); wait > 0 {
-			return wait, nil
+			return wait
 		}
 	}
-	changes, err := r.changes(state.Spec, u)
-	if err != nil || len(changes) == 0 {
-		return 0, err
+	changes := changesFor(state.Spec, u)
+	if len(changes) == 0 {
+		return 0
 	}
 	underlayMTU := int(u.mtu)
 	if state.Spec.UnderlayMTU != nil {
@@ -233,20 +226,16 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 	r.last, r.lastGeneration = record.DeepCopy(), state.Generation
 	log.FromContext(ctx).Info("transaction", "outcome", res.Outcome, "reason", res.Reason)
 	if res.Outcome != txn.Committed {
-		return retryAfterFailure, nil
+		return retryAfterFailure
 	}
-	return 0, nil
+	return 0
 }
 
-// changes lists what differs from the spec: the underlay when enforced, then every managed
+// changesFor lists what differs from the spec: the underlay when enforced, then every managed
 // interface present on the node. Absent interfaces are reported, not created.
-func (r *Reconciler) changes(spec mtuv1alpha1.NodeMTUStateSpec, u detectedUnderlay) ([]txn.Change, error) {
-	links, err := r.Links.Links()
-	if err != nil {
-		return nil, fmt.Errorf("listing links: %w", err)
-	}
+func changesFor(spec mtuv1alpha1.NodeMTUStateSpec, u detectedUnderlay) []txn.Change {
 	mtuOf := map[string]int{}
-	for _, l := range links {
+	for _, l := range u.links {
 		mtuOf[l.Name] = l.MTU
 	}
 	var changes []txn.Change
@@ -262,7 +251,7 @@ func (r *Reconciler) changes(spec mtuv1alpha1.NodeMTUStateSpec, u detectedUnderl
 			changes = append(changes, txn.Change{Link: want.Name, From: have, To: int(want.MTU), Role: txn.Role(want.Role)})
 		}
 	}
-	return changes, nil
+	return changes
 }
 
 // pinRoutes pins the MTU of routes through the managed interfaces while the spec asks, and
@@ -400,7 +389,7 @@ func DefaultProbes(apiServer string) ProberFactory {
 	return func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober {
 		timeout := time.Duration(spec.TimeoutSeconds) * time.Second
 		var probers []probe.Prober
-		if target := cmpOr(spec.APIServer, apiServer); target != "" {
+		if target := cmp.Or(spec.APIServer, apiServer); target != "" {
 			probers = append(probers, probe.TCP(target, timeout))
 		}
 		for _, p := range spec.Peers {

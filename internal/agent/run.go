@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -78,7 +79,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
-	probes := DefaultProbes(cmpOr(o.APIServerProbeAddress, apiServerAddress(cfg)))
+	probes := DefaultProbes(cmp.Or(o.APIServerProbeAddress, apiServerAddress(cfg)))
 	if ns != nil {
 		inner := probes
 		probes = func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober {

@@ -74,7 +74,9 @@ func (h *Handle) Close() error {
 // changed while it was being read).
 const dumpAttempts = 5
 
-func retryInterrupted(dump func() error) error {
+// RetryInterrupted runs a netlink dump again, a few times, while the kernel reports it
+// interrupted.
+func RetryInterrupted(dump func() error) error {
 	var err error
 	for range dumpAttempts {
 		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
@@ -87,7 +89,7 @@ func retryInterrupted(dump func() error) error {
 // Links returns every link of the namespace.
 func (h *Handle) Links() ([]Link, error) {
 	var links []netlink.Link
-	err := retryInterrupted(func() (err error) {
+	err := RetryInterrupted(func() (err error) {
 		links, err = h.nl.LinkList()
 		return err
 	})
@@ -125,19 +127,29 @@ func linkFrom(l netlink.Link) Link {
 	}
 }
 
+// LinkByName returns the named link.
+func (h *Handle) LinkByName(name string) (Link, error) {
+	l, err := h.nl.LinkByName(name)
+	if err != nil {
+		return Link{}, fmt.Errorf("finding link %s: %w", name, LinkError(err))
+	}
+	return linkFrom(l), nil
+}
+
 // SetMTU sets the MTU of the named link.
 func (h *Handle) SetMTU(name string, mtu int) error {
 	l, err := h.nl.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("setting %s MTU to %d: %w", name, mtu, linkError(err))
+		return fmt.Errorf("setting %s MTU to %d: %w", name, mtu, LinkError(err))
 	}
 	if err := h.nl.LinkSetMTU(l, mtu); err != nil {
-		return fmt.Errorf("setting %s MTU to %d: %w", name, mtu, linkError(err))
+		return fmt.Errorf("setting %s MTU to %d: %w", name, mtu, LinkError(err))
 	}
 	return nil
 }
 
-func linkError(err error) error {
+// LinkError wraps a netlink error that means "no such link" with ErrLinkNotFound.
+func LinkError(err error) error {
 	var notFound netlink.LinkNotFoundError
 	if errors.As(err, &notFound) || errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("%w: %w", ErrLinkNotFound, err)
@@ -151,18 +163,7 @@ func (h *Handle) DefaultRouteLinks() (map[mtu.Family][]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[mtu.Family][]int{}
-	for _, r := range routes {
-		if !r.IsDefault() {
-			continue
-		}
-		for _, idx := range r.LinkIndexes() {
-			if !slices.Contains(out[r.Family], idx) {
-				out[r.Family] = append(out[r.Family], idx)
-			}
-		}
-	}
-	return out, nil
+	return DefaultRouteLinksOf(routes), nil
 }
 
 // Routes returns the unicast routes through a link, in every table but the local one.
@@ -183,7 +184,7 @@ func (h *Handle) Routes(linkIndex int) ([]Route, error) {
 // listRoutes dumps the unicast IPv4 and IPv6 routes of a table (RT_TABLE_UNSPEC: all).
 func (h *Handle) listRoutes(family, table int) ([]Route, error) {
 	var routes []netlink.Route
-	err := retryInterrupted(func() (err error) {
+	err := RetryInterrupted(func() (err error) {
 		routes, err = h.nl.RouteListFiltered(family, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
 		return err
 	})

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -27,6 +28,9 @@ var ErrLinkNotFound = errors.New("link not found")
 type Interfaces interface {
 	// Links returns every link of the namespace.
 	Links() ([]Link, error)
+	// LinkByName returns the named link. The error wraps ErrLinkNotFound when there is no
+	// such link.
+	LinkByName(name string) (Link, error)
 	// SetMTU sets the MTU of the named link. The error wraps ErrLinkNotFound when there is
 	// no such link.
 	SetMTU(name string, mtu int) error
@@ -158,3 +162,20 @@ func (r Route) IsDefault() bool { return r.Dst.IsValid() && r.Dst.Bits() == 0 }
 
 // MainTable is the kernel's main routing table, where default routes normally live.
 const MainTable = 254
+
+// DefaultRouteLinksOf returns, per IP family, the indexes of the links that carry the
+// main-table default routes among routes, each once.
+func DefaultRouteLinksOf(routes []Route) map[mtu.Family][]int {
+	out := map[mtu.Family][]int{}
+	for _, r := range routes {
+		if !r.IsDefault() || r.Table != MainTable {
+			continue
+		}
+		for _, idx := range r.LinkIndexes() {
+			if !slices.Contains(out[r.Family], idx) {
+				out[r.Family] = append(out[r.Family], idx)
+			}
+		}
+	}
+	return out
+}

@@ -131,6 +131,14 @@ func TestSetMTU(t *testing.T) {
 	if !errors.Is(err, netdev.ErrLinkNotFound) || !strings.Contains(err.Error(), "flannel.2") {
 		t.Errorf("SetMTU of a missing link = %v, want ErrLinkNotFound naming flannel.2", err)
 	}
+
+	// LinkByName reads one link as Links reports it.
+	if l, err := dev.LinkByName("eth0"); err != nil || l != linkByName(t, dev, "eth0") {
+		t.Errorf("LinkByName(eth0) = %+v, %v; want %+v as Links reports it", l, err, linkByName(t, dev, "eth0"))
+	}
+	if _, err := dev.LinkByName("flannel.2"); !errors.Is(err, netdev.ErrLinkNotFound) || !strings.Contains(err.Error(), "flannel.2") {
+		t.Errorf("LinkByName of a missing link = %v, want ErrLinkNotFound naming flannel.2", err)
+	}
 }
 
 // addRoutedLink creates a veth (peer in the same namespace), brings it up and gives it addresses.

@@ -187,11 +187,11 @@ func scanFile(path string, typ fs.FileMode) ([]Interface, []peerRef, error) {
 	defer h.Close()
 
 	var links []netlink.Link
-	if err := retryInterrupted(func() (err error) { links, err = h.LinkList(); return err }); err != nil {
+	if err := netdev.RetryInterrupted(func() (err error) { links, err = h.LinkList(); return err }); err != nil {
 		return nil, nil, fmt.Errorf("network namespace %s: listing links: %w", path, err)
 	}
 	var addrs []netlink.Addr
-	if err := retryInterrupted(func() (err error) {
+	if err := netdev.RetryInterrupted(func() (err error) {
 		addrs, err = h.AddrList(nil, netlink.FAMILY_ALL)
 		return err
 	}); err != nil {
@@ -291,20 +291,6 @@ func handleIn(ns netns.NsHandle) (*netlink.Handle, error) {
 	return h, nil
 }
 
-// dumpAttempts bounds the retries of a dump the kernel reports as interrupted (the table
-// changed while it was being read).
-const dumpAttempts = 5
-
-func retryInterrupted(dump func() error) error {
-	var err error
-	for range dumpAttempts {
-		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
-}
-
 // Errors of SetMTU, for errors.Is.
 var (
 	// ErrPodSide: the pod's interface did not take the MTU.
@@ -402,15 +388,14 @@ type side struct {
 
 // checkPeer verifies that the host link hostPeer is the other end of the pod's veth.
 func checkPeer(podLink netlink.Link, host netdev.Interfaces, hostPeer string) error {
-	links, err := host.Links()
+	h, err := host.LinkByName(hostPeer)
+	if errors.Is(err, netdev.ErrLinkNotFound) {
+		return fmt.Errorf("%w: %w", ErrHostSide, err)
+	}
 	if err != nil {
-		return fmt.Errorf("listing the host's links: %w", err)
+		return fmt.Errorf("reading the host's %s: %w", hostPeer, err)
 	}
-	i := slices.IndexFunc(links, func(l netdev.Link) bool { return l.Name == hostPeer })
-	if i < 0 {
-		return fmt.Errorf("%w: %w", ErrHostSide, netdev.ErrLinkNotFound)
-	}
-	h, p := links[i], peerOf(podLink)
+	p := peerOf(podLink)
 	switch {
 	case podLink.Type() != "veth":
 		return fmt.Errorf("%w: the pod's %s is a %s, not a veth", ErrNotPeer, podLink.Attrs().Name, podLink.Type())
@@ -428,11 +413,10 @@ func checkPeer(podLink netlink.Link, host netdev.Interfaces, hostPeer string) er
 // linkByName finds a link; the error wraps netdev.ErrLinkNotFound when there is none.
 func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
 	l, err := h.LinkByName(name)
-	var notFound netlink.LinkNotFoundError
-	if errors.As(err, &notFound) || errors.Is(err, unix.ENODEV) {
-		return nil, netdev.ErrLinkNotFound
+	if err != nil {
+		return nil, netdev.LinkError(err)
 	}
-	return l, err
+	return l, nil
 }
 
 func setLinkMTU(h *netlink.Handle, name string, mtu int) error {
@@ -452,13 +436,6 @@ func linkMTU(h *netlink.Handle, name string) (int, error) {
 }
 
 func hostMTU(host netdev.Interfaces, name string) (int, error) {
-	links, err := host.Links()
-	if err != nil {
-		return 0, err
-	}
-	i := slices.IndexFunc(links, func(l netdev.Link) bool { return l.Name == name })
-	if i < 0 {
-		return 0, netdev.ErrLinkNotFound
-	}
-	return links[i].MTU, nil
+	l, err := host.LinkByName(name)
+	return l.MTU, err
 }

@@ -17,6 +17,7 @@ import (
 const (
 	MethodLinks             = "Links"
 	MethodSetMTU            = "SetMTU"
+	MethodLinkByName        = "LinkByName"
 	MethodDefaultRouteLinks = "DefaultRouteLinks"
 	MethodRoutes            = "Routes"
 	MethodSetRouteMTU       = "SetRouteMTU"
@@ -26,7 +27,7 @@ const (
 // Call is one call made to the fake. Only the fields the method takes are set.
 type Call struct {
 	Method string
-	// Link is the link name of SetMTU.
+	// Link is the link name of SetMTU and LinkByName.
 	Link string
 	// LinkIndex is the argument of Routes.
 	LinkIndex int
@@ -40,6 +41,8 @@ func (c Call) String() string {
 	switch c.Method {
 	case MethodSetMTU:
 		return fmt.Sprintf("SetMTU %s %d", c.Link, c.MTU)
+	case MethodLinkByName:
+		return "LinkByName " + c.Link
 	case MethodRoutes:
 		return fmt.Sprintf("Routes %d", c.LinkIndex)
 	case MethodSetRouteMTU:
@@ -214,6 +217,20 @@ func (f *Netdev) Links() ([]netdev.Link, error) {
 	return slices.Clone(f.links), nil
 }
 
+// LinkByName returns the named link.
+func (f *Netdev) LinkByName(name string) (netdev.Link, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(Call{Method: MethodLinkByName, Link: name}); err != nil {
+		return netdev.Link{}, err
+	}
+	i := f.indexOf(name)
+	if i < 0 {
+		return netdev.Link{}, fmt.Errorf("finding link %s: %w", name, netdev.ErrLinkNotFound)
+	}
+	return f.links[i], nil
+}
+
 // SetMTU sets the MTU of a link and tells the watchers.
 func (f *Netdev) SetMTU(name string, mtu int) error {
 	f.mu.Lock()
@@ -246,18 +263,7 @@ func (f *Netdev) DefaultRouteLinks() (map[mtu.Family][]int, error) {
 	if err := f.record(Call{Method: MethodDefaultRouteLinks}); err != nil {
 		return nil, err
 	}
-	out := map[mtu.Family][]int{}
-	for _, r := range f.routes {
-		if !r.IsDefault() || r.Table != netdev.MainTable {
-			continue
-		}
-		for _, idx := range r.LinkIndexes() {
-			if !slices.Contains(out[r.Family], idx) {
-				out[r.Family] = append(out[r.Family], idx)
-			}
-		}
-	}
-	return out, nil
+	return netdev.DefaultRouteLinksOf(f.routes), nil
 }
 
 // Routes returns the routes through a link.

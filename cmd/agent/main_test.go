@@ -94,16 +94,13 @@ func podRouteMTU(t *testing.T, ns *nettest.Namespace) int {
 // startAgent runs the agent's run() for node, managing the namespace ns, until the test ends.
 func startAgent(t *testing.T, node string, ns *nettest.Namespace, args ...string) {
 	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	args = append([]string{
 		"--node-name", node, "--netns", fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns.NS)),
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 	}, args...)
-	go func() { done <- run(ctx, env.Config, args) }()
+	stop := testenv.Go(func(ctx context.Context) error { return run(ctx, env.Config, args) })
 	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("agent: %v", err)
 		}
 	})
@@ -155,17 +152,7 @@ func TestAgentInANamespace(t *testing.T) {
 	get := func() *mtuv1alpha1.NodeMTUState { return getState(t, "node-1") }
 	wait := func(what string, within time.Duration, check func(*mtuv1alpha1.NodeMTUState) error) {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			err := check(get())
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s: %v", what, within, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testenv.Eventually(t, what, within, func() error { return check(get()) })
 	}
 
 	// 1. Observe: the underlay and the interfaces are reported, nothing changes.

@@ -30,10 +30,14 @@ func Eventually(t testing.TB, what string, timeout time.Duration, check func() e
 
 // StartManager runs a manager in the background; stop ends it and returns what Start
 // returned. Stop managers before the API server stops.
-func StartManager(mgr ctrl.Manager) (stop func() error) {
+func StartManager(mgr ctrl.Manager) (stop func() error) { return Go(mgr.Start) }
+
+// Go runs run in the background until stop cancels its context; stop returns what run
+// returned.
+func Go(run func(context.Context) error) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	go func() { done <- run(ctx) }()
 	return func() error {
 		cancel()
 		return <-done

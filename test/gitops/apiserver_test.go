@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -226,19 +227,17 @@ func startManager(t *testing.T) {
 // waitObserved waits until the policy is at generation and its status describes it.
 func waitObserved(t *testing.T, name string, generation int64) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		obj := readBack(t, name)
+	var obj map[string]any
+	testenv.Eventually(t, name+" observed", 30*time.Second, func() error {
+		obj = readBack(t, name)
 		u := unstructured.Unstructured{Object: obj}
 		observed, _, _ := unstructured.NestedInt64(obj, "status", "observedGeneration")
-		if u.GetGeneration() == generation && observed == generation {
-			return obj
+		if u.GetGeneration() != generation || observed != generation {
+			return fmt.Errorf("generation %d, observedGeneration %d; want both %d", u.GetGeneration(), observed, generation)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: generation %d, observedGeneration %d; want both %d within 30s", name, u.GetGeneration(), observed, generation)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return obj
 }
 
 // checkControllerState checks the health of a policy the controller has just reconciled
@@ -251,49 +250,39 @@ func checkControllerState(t *testing.T, obj map[string]any) {
 	}
 	// The script trusts only conditions of the current generation; without a current Ready,
 	// Argo CD would show the policy Progressing for ever.
+	conds := map[string]*metav1.Condition{}
 	for _, typ := range []string{mtuv1alpha1.ConditionReady, mtuv1alpha1.ConditionReconciling, mtuv1alpha1.ConditionStalled} {
 		c := meta.FindStatusCondition(p.Status.Conditions, typ)
 		if c == nil || c.ObservedGeneration != p.Generation {
 			t.Fatalf("controller wrote %s as %+v; want it for generation %d", typ, c, p.Generation)
 		}
+		conds[typ] = c
 	}
-	isTrue := func(typ string) bool { return meta.IsStatusConditionTrue(p.Status.Conditions, typ) }
-	underlayBad := meta.IsStatusConditionFalse(p.Status.Conditions, mtuv1alpha1.ConditionUnderlayConsistent)
+	ready, reconciling, stalled := conds[mtuv1alpha1.ConditionReady], conds[mtuv1alpha1.ConditionReconciling], conds[mtuv1alpha1.ConditionStalled]
+	isTrue := func(c *metav1.Condition) bool { return c.Status == metav1.ConditionTrue }
+	underlay := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionUnderlayConsistent)
 
 	var argo, message string
 	var kstatus status.Status
 	switch {
-	case isTrue(mtuv1alpha1.ConditionStalled):
-		c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionStalled)
-		argo, message, kstatus = "Degraded", c.Reason+": "+c.Message, status.FailedStatus
-	case underlayBad:
-		c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionUnderlayConsistent)
-		argo, message, kstatus = "Degraded", c.Message, status.CurrentStatus
-		if isTrue(mtuv1alpha1.ConditionReconciling) || !isTrue(mtuv1alpha1.ConditionReady) {
+	case isTrue(stalled):
+		argo, message, kstatus = "Degraded", stalled.Reason+": "+stalled.Message, status.FailedStatus
+	case underlay != nil && underlay.Status == metav1.ConditionFalse:
+		argo, message, kstatus = "Degraded", underlay.Message, status.CurrentStatus
+		if isTrue(reconciling) || !isTrue(ready) {
 			kstatus = status.InProgressStatus
 		}
-	case isTrue(mtuv1alpha1.ConditionReconciling):
-		c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionReconciling)
-		argo, message, kstatus = "Progressing", c.Message, status.InProgressStatus
-	case isTrue(mtuv1alpha1.ConditionReady):
-		c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionReady)
-		argo, message, kstatus = "Healthy", c.Message, status.CurrentStatus
+	case isTrue(reconciling):
+		argo, message, kstatus = "Progressing", reconciling.Message, status.InProgressStatus
+	case isTrue(ready):
+		argo, message, kstatus = "Healthy", ready.Message, status.CurrentStatus
 		if p.Spec.Mode == mtuv1alpha1.ModeDryRun {
 			message = "DryRun: " + message
 		}
 	default:
-		c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionReady)
-		argo, message, kstatus = "Progressing", c.Message, status.InProgressStatus
+		argo, message, kstatus = "Progressing", ready.Message, status.InProgressStatus
 	}
 	t.Logf("generation %d: Ready=%s Reconciling=%s Stalled=%s -> Argo CD %s, kstatus %s", p.Generation,
-		conditionStatus(p, mtuv1alpha1.ConditionReady), conditionStatus(p, mtuv1alpha1.ConditionReconciling),
-		conditionStatus(p, mtuv1alpha1.ConditionStalled), argo, kstatus)
+		ready.Status, reconciling.Status, stalled.Status, argo, kstatus)
 	checkHealth(t, obj, argo, message, kstatus)
-}
-
-func conditionStatus(p mtuv1alpha1.NetworkMTUPolicy, typ string) string {
-	if c := meta.FindStatusCondition(p.Status.Conditions, typ); c != nil {
-		return string(c.Status)
-	}
-	return "absent"
 }

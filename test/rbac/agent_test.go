@@ -5,6 +5,7 @@ package rbac
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -112,17 +113,16 @@ func TestAgentWritesOnlyItsOwnNodeStatus(t *testing.T) {
 		return agentA.Status().Update(ctx, s)
 	}
 	// The admission policy becomes active shortly after it is created.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, "node-a's agent denied writing node-b's status by the admission policy", 30*time.Second, func() error {
 		err := report("node-b")
 		if err != nil && strings.Contains(err.Error(), "a node agent may write only the NodeMTUState of the node it runs on") {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node-a's agent writing node-b's status: %v; want the admission policy's denial", err)
+		if err == nil {
+			return errors.New("writing node-b's status succeeded; want the admission policy's denial")
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("writing node-b's status: %w; want the admission policy's denial", err)
+	})
 	if err := report("node-a"); err != nil {
 		t.Errorf("node-a's agent writing its own status: %v", err)
 	}

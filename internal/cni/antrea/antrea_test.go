@@ -373,7 +373,7 @@ func TestVerifyRefusesCollateralChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := &editPlan{changed: map[string]bool{"trafficEncapMode": true, "trafficEncryptionMode": true, "defaultMTU": true}}
+	plan := &editPlan{changes: []cni.Change{{Path: "trafficEncapMode"}, {Path: "trafficEncryptionMode"}, {Path: "defaultMTU"}}}
 	owned := "trafficEncapMode: encap\ntrafficEncryptionMode: none\n"
 	for edited, message := range map[string]string{
 		owned + "noSNAT: true\ndefaultMTU: 1500\n":  "settings the operator does not own",

@@ -92,11 +92,15 @@ type editPlan struct {
 	replacements []replacement
 	insertions   []insertion
 	changes      []cni.Change
-	changed      map[string]bool
+}
+
+// touches reports whether the plan changes the top-level key (each change's path is its key).
+func (p *editPlan) touches(key string) bool {
+	return slices.ContainsFunc(p.changes, func(c cni.Change) bool { return c.Path == key })
 }
 
 func planEdits(root *yaml.Node, lines []line, settings []setting) (*editPlan, error) {
-	plan := &editPlan{changed: map[string]bool{}}
+	plan := &editPlan{}
 	entries := topLevel(root)
 	indent := rootIndent(root, lines)
 	for _, s := range settings {
@@ -107,7 +111,6 @@ func planEdits(root *yaml.Node, lines []line, settings []setting) (*editPlan, er
 				text:         indent + s.key + ": " + s.render(0),
 			})
 			plan.changes = append(plan.changes, cni.Change{Path: s.key, New: s.text})
-			plan.changed[s.key] = true
 			continue
 		}
 		if err := s.checkShape(e.value); err != nil {
@@ -126,7 +129,6 @@ func planEdits(root *yaml.Node, lines []line, settings []setting) (*editPlan, er
 		}
 		plan.replacements = append(plan.replacements, r)
 		plan.changes = append(plan.changes, cni.Change{Path: s.key, Old: oldValue(e.value), New: s.text})
-		plan.changed[s.key] = true
 	}
 	return plan, nil
 }

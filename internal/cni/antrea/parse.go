@@ -124,7 +124,7 @@ func verify(before *yaml.Node, edited []byte, settings []setting, plan *editPlan
 		switch {
 		case !ok:
 			return unexpectedShape("%s could not be written where the document would pick it up", s.key)
-		case plan.changed[s.key]:
+		case plan.touches(s.key):
 			if got.value.Kind != yaml.ScalarNode || !s.satisfiedBy(got.value) {
 				return unexpectedShape("%s could not be written where the document would pick it up", s.key)
 			}

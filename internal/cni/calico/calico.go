@@ -78,6 +78,29 @@ func checkKind(obj map[string]any, want string) error {
 	return fmt.Errorf("%w: the object's kind is %s, not %s", cni.ErrUnexpectedShape, describe(kind), want)
 }
 
+// editableSpec copies obj for editing, refuses another kind, and returns the copy with its
+// spec (nil when absent; ensureObject adds it on the first change).
+func editableSpec(obj map[string]any, kind string) (out, spec map[string]any, err error) {
+	out = copyObject(obj)
+	if err := checkKind(out, kind); err != nil {
+		return nil, nil, err
+	}
+	if spec, err = objectField(out, "spec", "spec"); err != nil {
+		return nil, nil, err
+	}
+	return out, spec, nil
+}
+
+// ensureObject returns m, attached first as parent[key] when it is nil: an edit creates the
+// objects on the way to the field it writes, and only when it writes.
+func ensureObject(parent map[string]any, key string, m map[string]any) map[string]any {
+	if m == nil {
+		m = map[string]any{}
+		parent[key] = m
+	}
+	return m
+}
+
 // objectField returns parent[key] as an object, or nil when it is absent or null.
 func objectField(parent map[string]any, key, path string) (map[string]any, error) {
 	switch v := parent[key].(type) {

@@ -27,21 +27,14 @@ var felixTunnelMTUs = []struct {
 // the policy's encapsulation is then something other than WireGuard. Changes come in that
 // order: the MTUs, then the two switches.
 func EditFelixConfiguration(obj map[string]any, want mtu.Calico) (map[string]any, []cni.Change, error) {
-	out := copyObject(obj)
-	if err := checkKind(out, "FelixConfiguration"); err != nil {
-		return nil, nil, err
-	}
-	spec, err := objectField(out, "spec", "spec")
+	out, spec, err := editableSpec(obj, "FelixConfiguration")
 	if err != nil {
 		return nil, nil, err
 	}
 
 	var changes []cni.Change
 	set := func(key string, old, value any) {
-		if spec == nil {
-			spec = map[string]any{}
-			out["spec"] = spec
-		}
+		spec = ensureObject(out, "spec", spec)
 		spec[key] = value
 		changes = append(changes, cni.Change{Path: "spec." + key, Old: scalarText(old), New: scalarText(value)})
 	}

@@ -19,11 +19,7 @@ import (
 // when a tunnel returns, so VXLANCrossSubnet → None → VXLAN ends where it started. Changes
 // come in that order: the MTU, then the pools by index.
 func EditInstallation(obj map[string]any, want mtu.Calico, remembered cni.Remembered) (map[string]any, []cni.Change, error) {
-	out := copyObject(obj)
-	if err := checkKind(out, "Installation"); err != nil {
-		return nil, nil, err
-	}
-	spec, err := objectField(out, "spec", "spec")
+	out, spec, err := editableSpec(obj, "Installation")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -40,14 +36,8 @@ func EditInstallation(obj map[string]any, want mtu.Calico, remembered cni.Rememb
 			return nil, nil, err
 		}
 		if !sameNumber(current, want.PodMTU) {
-			if spec == nil {
-				spec = map[string]any{}
-				out["spec"] = spec
-			}
-			if network == nil {
-				network = map[string]any{}
-				spec["calicoNetwork"] = network
-			}
+			spec = ensureObject(out, "spec", spec)
+			network = ensureObject(spec, "calicoNetwork", network)
 			network["mtu"] = int64(want.PodMTU)
 			changes = append(changes, cni.Change{Path: path, Old: scalarText(current), New: scalarText(network["mtu"])})
 		}

@@ -15,11 +15,7 @@ import (
 // by the change path) counts as CrossSubnet too. An IPv6 pool cannot carry IPIP, so its
 // ipipMode is left alone. Changes come in that order: ipipMode, then vxlanMode.
 func EditIPPool(obj map[string]any, want mtu.Calico, remembered cni.Remembered) (map[string]any, []cni.Change, error) {
-	out := copyObject(obj)
-	if err := checkKind(out, "IPPool"); err != nil {
-		return nil, nil, err
-	}
-	spec, err := objectField(out, "spec", "spec")
+	out, spec, err := editableSpec(obj, "IPPool")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -60,10 +56,7 @@ func EditIPPool(obj map[string]any, want mtu.Calico, remembered cni.Remembered) 
 		if effectiveMode(m.current) == next {
 			continue
 		}
-		if spec == nil {
-			spec = map[string]any{}
-			out["spec"] = spec
-		}
+		spec = ensureObject(out, "spec", spec)
 		spec[m.key] = next
 		changes = append(changes, cni.Change{Path: "spec." + m.key, Old: m.current, New: next})
 	}

@@ -56,10 +56,17 @@ var backendOptions = map[string][]string{
 
 // knownOptions is every option of every backend: with Type, the Backend keys this package
 // owns. Other keys (another backend's, a newer flannel's) are never touched.
-var knownOptions = []string{
-	"VNI", "Port", "MTU", "GBP", "Learning", "DirectRouting", "MacPrefix",
-	"ListenPort", "ListenPortV6", "PSK", "PersistentKeepaliveInterval", "Mode",
-}
+var knownOptions = func() []string {
+	var all []string
+	for _, options := range backendOptions {
+		for _, o := range options {
+			if !slices.Contains(all, o) {
+				all = append(all, o)
+			}
+		}
+	}
+	return all
+}()
 
 // ownedName returns how this package spells key when it owns it, or "" when it does not.
 func ownedName(key string) string {
@@ -123,8 +130,8 @@ func Edit(doc []byte, want mtu.Flannel, remembered cni.Remembered) (out []byte, 
 	case backend != nil:
 		target, text = *backend, edit.render(doc, *backend, l)
 	case len(top.members) > 0:
-		separator := separatorFor(doc, top, l.colon)
-		backendText := l.renderObject(edit.added, indentAfter(doc, top, separator))
+		// l.comma is the top level's separator, which layoutOf read from this non-empty object.
+		backendText := l.renderObject(edit.added, indentAfter(doc, top, l.comma))
 		target = top
 		text = objectEdit{added: []newMember{{backendKey, backendText}}}.render(doc, top, l)
 	default:

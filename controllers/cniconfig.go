@@ -68,13 +68,21 @@ func (p cniPlan) restarts() []types.NamespacedName {
 	return out
 }
 
-// seeCNIs gathers which CNI configuration objects exist.
-func (r *NetworkMTUPolicyReconciler) seeCNIs(ctx context.Context) (plan.Seen, error) {
+// calicoObjects are the Calico custom resources seeCNIs read, kept so that planning edits
+// the same copies instead of reading them from the API server again (they are not cached).
+type calicoObjects struct {
+	installation, felix *unstructured.Unstructured // nil when absent
+	pools               []unstructured.Unstructured
+}
+
+// seeCNIs gathers which CNI configuration objects exist, and Calico's as read.
+func (r *NetworkMTUPolicyReconciler) seeCNIs(ctx context.Context) (plan.Seen, calicoObjects, error) {
 	var seen plan.Seen
+	var objs calicoObjects
 	for _, ns := range []string{plan.FlannelNamespace, plan.FlannelLegacyNamespace} {
 		found, err := r.exists(ctx, &corev1.ConfigMap{}, ns, plan.FlannelConfigMap)
 		if err != nil {
-			return seen, err
+			return seen, objs, err
 		}
 		if found {
 			seen.FlannelConfigMapNamespace = ns
@@ -83,23 +91,23 @@ func (r *NetworkMTUPolicyReconciler) seeCNIs(ctx context.Context) (plan.Seen, er
 	}
 	var err error
 	if seen.CalicoConfigMap, err = r.exists(ctx, &corev1.ConfigMap{}, plan.CalicoConfigNamespace, plan.CalicoConfigMap); err != nil {
-		return seen, err
+		return seen, objs, err
 	}
 	if seen.AntreaConfigMap, err = r.exists(ctx, &corev1.ConfigMap{}, plan.AntreaNamespace, plan.AntreaConfigMap); err != nil {
-		return seen, err
+		return seen, objs, err
 	}
-	if seen.CalicoInstallation, err = r.existsCR(ctx, installationGVK, plan.CalicoInstallation); err != nil {
-		return seen, err
+	if objs.installation, err = r.getCR(ctx, installationGVK, plan.CalicoInstallation); err != nil {
+		return seen, objs, err
 	}
-	if seen.CalicoFelixConfiguration, err = r.existsCR(ctx, felixConfigurationGVK, plan.CalicoFelixConfiguration); err != nil {
-		return seen, err
+	if objs.felix, err = r.getCR(ctx, felixConfigurationGVK, plan.CalicoFelixConfiguration); err != nil {
+		return seen, objs, err
 	}
-	pools, err := r.ipPools(ctx)
-	if err != nil {
-		return seen, err
+	if objs.pools, err = r.ipPools(ctx); err != nil {
+		return seen, objs, err
 	}
-	seen.CalicoIPPools = len(pools)
-	return seen, nil
+	seen.CalicoInstallation, seen.CalicoFelixConfiguration = objs.installation != nil, objs.felix != nil
+	seen.CalicoIPPools = len(objs.pools)
+	return seen, objs, nil
 }
 
 func (r *NetworkMTUPolicyReconciler) exists(ctx context.Context, obj client.Object, namespace, name string) (bool, error) {
@@ -110,20 +118,19 @@ func (r *NetworkMTUPolicyReconciler) exists(ctx context.Context, obj client.Obje
 	return err == nil, err
 }
 
-// existsCR reads a cluster-scoped Calico object with the uncached reader: Calico's CRDs may be
-// absent, and the operator does not cache objects of kinds it does not own.
-func (r *NetworkMTUPolicyReconciler) existsCR(ctx context.Context, gvk schema.GroupVersionKind, name string) (bool, error) {
-	_, err := r.getCR(ctx, gvk, name)
-	if isAbsent(err) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
+// getCR reads a cluster-scoped Calico object with the uncached reader, nil when it (or its
+// kind) is absent: Calico's CRDs may not exist, and the operator does not cache objects of
+// kinds it does not own.
 func (r *NetworkMTUPolicyReconciler) getCR(ctx context.Context, gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
-	return u, r.APIReader.Get(ctx, types.NamespacedName{Name: name}, u)
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, u); err != nil {
+		if isAbsent(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return u, nil
 }
 
 func (r *NetworkMTUPolicyReconciler) ipPools(ctx context.Context) ([]unstructured.Unstructured, error) {
@@ -143,37 +150,25 @@ func isAbsent(err error) bool {
 	return apierrors.IsNotFound(err) || meta.IsNoMatchError(err)
 }
 
-// planCNI computes the edits that bring the detected CNI's configuration to the result.
-func (r *NetworkMTUPolicyReconciler) planCNI(ctx context.Context, det plan.Detection, seen plan.Seen, res mtu.Result, replaced []mtuv1alpha1.ConfigChange) (cniPlan, error) {
-	unsupported := func(err error) cniPlan {
-		return cniPlan{problem: &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}}
-	}
+// planCNI computes the edits that bring the detected CNI's configuration to the target's
+// settings.
+func (r *NetworkMTUPolicyReconciler) planCNI(ctx context.Context, det detected, target plan.CNITarget, replaced []mtuv1alpha1.ConfigChange) (cniPlan, error) {
 	switch det.Provider {
 	case mtuv1alpha1.CNIFlannel:
-		want, err := mtu.ForFlannel(res)
-		if err != nil {
-			return unsupported(err), nil
-		}
-		ns := seen.FlannelConfigMapNamespace
+		want := target.Flannel
+		ns := det.seen.FlannelConfigMapNamespace
 		return r.planConfigMap(ctx, ns, plan.FlannelConfigMap, plan.FlannelConfigKey, &types.NamespacedName{Namespace: ns, Name: plan.FlannelDaemonSet},
 			func(doc string, remembered cni.Remembered) ([]byte, []cni.Change, error) {
 				return flannel.Edit([]byte(doc), want, remembered)
 			}, replaced)
 	case mtuv1alpha1.CNIAntrea:
-		want, err := mtu.ForAntrea(res)
-		if err != nil {
-			return unsupported(err), nil
-		}
+		want := target.Antrea
 		return r.planConfigMap(ctx, plan.AntreaNamespace, plan.AntreaConfigMap, plan.AntreaConfigKey, &types.NamespacedName{Namespace: plan.AntreaNamespace, Name: plan.AntreaDaemonSet},
 			func(doc string, _ cni.Remembered) ([]byte, []cni.Change, error) {
 				return antrea.Edit([]byte(doc), want)
 			}, replaced)
 	case mtuv1alpha1.CNICalico:
-		want, err := mtu.ForCalico(res)
-		if err != nil {
-			return unsupported(err), nil
-		}
-		return r.planCalico(ctx, det, seen, want, replaced)
+		return r.planCalico(ctx, det, target.Calico, replaced)
 	default:
 		return cniPlan{}, fmt.Errorf("no editor for CNI %q", det.Provider)
 	}
@@ -242,7 +237,7 @@ func truncate(s string) string {
 // resources are written with JSON merge patches pinned to the resourceVersion that was edited:
 // Installation's ipPools is an atomic list, which server-side apply would make the operator
 // own whole.
-func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det plan.Detection, seen plan.Seen, want mtu.Calico, replaced []mtuv1alpha1.ConfigChange) (cniPlan, error) {
+func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det detected, want mtu.Calico, replaced []mtuv1alpha1.ConfigChange) (cniPlan, error) {
 	var p cniPlan
 	addCR := func(gvk schema.GroupVersionKind, obj *unstructured.Unstructured, edit func(map[string]any, mtu.Calico, cni.Remembered) (map[string]any, []cni.Change, error)) error {
 		resource := fmt.Sprintf("%s %s", gvk.Kind, obj.GetName())
@@ -266,38 +261,26 @@ func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det plan.De
 		return nil
 	}
 
-	if det.Calico == plan.CalicoOperatorInstall {
-		inst, err := r.getCR(ctx, installationGVK, plan.CalicoInstallation)
-		if err != nil {
-			return cniPlan{}, err
-		}
-		if err := addCR(installationGVK, inst, calico.EditInstallation); err != nil || p.problem != nil {
+	if det.Calico == plan.CalicoOperatorInstall && det.calico.installation != nil {
+		if err := addCR(installationGVK, det.calico.installation, calico.EditInstallation); err != nil || p.problem != nil {
 			return p, err
 		}
 		// The Tigera operator rolls calico-node itself when the Installation changes.
 	}
 	if det.Calico == plan.CalicoManifestInstall || want.WireGuard {
-		if seen.CalicoFelixConfiguration {
-			felix, err := r.getCR(ctx, felixConfigurationGVK, plan.CalicoFelixConfiguration)
-			if err != nil {
-				return cniPlan{}, err
-			}
-			if err := addCR(felixConfigurationGVK, felix, ignoreMemory(calico.EditFelixConfiguration)); err != nil || p.problem != nil {
+		if det.calico.felix != nil {
+			if err := addCR(felixConfigurationGVK, det.calico.felix, ignoreMemory(calico.EditFelixConfiguration)); err != nil || p.problem != nil {
 				return p, err
 			}
 		}
 	}
 	if det.Calico == plan.CalicoManifestInstall {
-		pools, err := r.ipPools(ctx)
-		if err != nil {
-			return cniPlan{}, err
-		}
-		for i := range pools {
-			if err := addCR(ipPoolGVK, &pools[i], calico.EditIPPool); err != nil || p.problem != nil {
+		for i := range det.calico.pools {
+			if err := addCR(ipPoolGVK, &det.calico.pools[i], calico.EditIPPool); err != nil || p.problem != nil {
 				return p, err
 			}
 		}
-		if seen.CalicoConfigMap {
+		if det.seen.CalicoConfigMap {
 			// calico-node's install-cni container reads veth_mtu when it starts.
 			edit, err := r.planCalicoConfig(ctx, want)
 			if err != nil || edit.problem != nil {

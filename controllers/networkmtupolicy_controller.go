@@ -234,7 +234,7 @@ func writeComputed(status *mtuv1alpha1.NetworkMTUPolicyStatus, o plan.Outcome) {
 
 // detectCNI finds the CNI and reports it in the CNIDetected condition.
 func (r *NetworkMTUPolicyReconciler) detectCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (detected, *plan.Verdict, error) {
-	seen, err := r.seeCNIs(ctx)
+	seen, calicoObjs, err := r.seeCNIs(ctx)
 	if err != nil {
 		return detected{}, nil, err
 	}
@@ -246,7 +246,7 @@ func (r *NetworkMTUPolicyReconciler) detectCNI(ctx context.Context, policy *mtuv
 	}
 	policy.Status.CNI = det.Provider
 	setCondition(policy, mtuv1alpha1.ConditionCNIDetected, metav1.ConditionTrue, mtuv1alpha1.ReasonCNIFound, fmt.Sprintf("%s: %s", det.Provider, det.Evidence))
-	d := detected{Detection: det, seen: seen, flannelVNI: 1}
+	d := detected{Detection: det, seen: seen, calico: calicoObjs, flannelVNI: 1}
 	if det.Provider == mtuv1alpha1.CNIFlannel {
 		cm := &corev1.ConfigMap{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: seen.FlannelConfigMapNamespace, Name: plan.FlannelConfigMap}, cm); err == nil {
@@ -258,7 +258,8 @@ func (r *NetworkMTUPolicyReconciler) detectCNI(ctx context.Context, policy *mtuv
 
 type detected struct {
 	plan.Detection
-	seen plan.Seen
+	seen   plan.Seen
+	calico calicoObjects
 	// flannelVNI names flannel's VXLAN devices (flannel.<VNI>).
 	flannelVNI int
 }
@@ -279,14 +280,14 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 			PodMTU: target.PodMTU, Encapsulation: policy.Spec.Encapsulation.Type, UnderlayMTU: outcome.UnderlayMTU,
 		})
 	}
-	v, result, err := r.writeCNIConfig(ctx, policy, det, outcome, below)
+	v, result, err := r.writeCNIConfig(ctx, policy, det, target, below)
 	return target, v, result, err
 }
 
 // writeCNIConfig edits the CNI's configuration, unless nodes are below the declared underlay
 // (below lists them); a verdict when the policy cannot go further.
-func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome, below []string) (*plan.Verdict, ctrl.Result, error) {
-	p, err := r.planCNI(ctx, det.Detection, det.seen, outcome.Result, policy.Status.ReplacedValues)
+func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, below []string) (*plan.Verdict, ctrl.Result, error) {
+	p, err := r.planCNI(ctx, det, target, policy.Status.ReplacedValues)
 	if err != nil {
 		return nil, ctrl.Result{}, err
 	}

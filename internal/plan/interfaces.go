@@ -12,6 +12,10 @@ import (
 type CNITarget struct {
 	PodMTU     int32
 	Interfaces []mtuv1alpha1.ManagedInterface
+	// The CNI's own settings, which its configuration must hold: the one of the provider.
+	Flannel mtu.Flannel
+	Calico  mtu.Calico
+	Antrea  mtu.Antrea
 }
 
 // The CNIs' host interface names (from their sources; flannel's carry the VNI).
@@ -43,6 +47,7 @@ func TargetFor(provider mtuv1alpha1.CNIProvider, r mtu.Result, vni int) (CNITarg
 		if err != nil {
 			return t, err
 		}
+		t.Flannel = f
 		t.PodMTU = int32(f.PodMTU)
 		// flannel gives every tunnel device the same MTU as pods (Backend.MTU less its constant).
 		switch f.BackendType {
@@ -69,6 +74,7 @@ func TargetFor(provider mtuv1alpha1.CNIProvider, r mtu.Result, vni int) (CNITarg
 		if err != nil {
 			return t, err
 		}
+		t.Calico = c
 		t.PodMTU = int32(c.PodMTU)
 		for _, d := range []struct {
 			name string
@@ -83,6 +89,7 @@ func TargetFor(provider mtuv1alpha1.CNIProvider, r mtu.Result, vni int) (CNITarg
 		if err != nil {
 			return t, err
 		}
+		t.Antrea = a
 		t.PodMTU = int32(a.PodMTU)
 		// Antrea's tunnel is an OVS port whose kernel device OVS sizes itself.
 		t.Interfaces = append(t.Interfaces, iface(antreaGateway, mtuv1alpha1.RoleGateway, a.PodMTU))

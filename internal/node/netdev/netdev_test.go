@@ -29,15 +29,7 @@ const eventWait = 2 * time.Second
 func newNamespace(t *testing.T) (*nettest.Namespace, *netdev.Handle) {
 	t.Helper()
 	ns := nettest.NewNamespace(t)
-	dev, err := netdev.NewAt(ns.NS)
-	if err != nil {
-		t.Fatalf("NewAt: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := dev.Close(); err != nil {
-			t.Errorf("closing the netdev handle: %v", err)
-		}
-	})
+	dev := ns.Handle(t)
 	return ns, dev
 }
 
@@ -153,22 +145,6 @@ func addRoutedLink(t *testing.T, ns *nettest.Namespace, name string, cidrs ...st
 	}
 }
 
-func mustRoute(t *testing.T, nl *netlink.Handle, r *netlink.Route) {
-	t.Helper()
-	if err := nl.RouteAdd(r); err != nil {
-		t.Fatalf("adding route %s: %v", r, err)
-	}
-}
-
-func cidr(t *testing.T, s string) *net.IPNet {
-	t.Helper()
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func TestDefaultRouteLinks(t *testing.T) {
 	ns, dev := newNamespace(t)
 	addRoutedLink(t, ns, "eth0", "192.0.2.10/24")
@@ -176,10 +152,10 @@ func TestDefaultRouteLinks(t *testing.T) {
 	addRoutedLink(t, ns, "eth2", "198.51.100.10/24")
 	eth0, eth1, eth2 := linkByName(t, dev, "eth0"), linkByName(t, dev, "eth1"), linkByName(t, dev, "eth2")
 
-	mustRoute(t, ns.NL, &netlink.Route{LinkIndex: eth0.Index, Gw: net.ParseIP("192.0.2.1")})
-	mustRoute(t, ns.NL, &netlink.Route{LinkIndex: eth1.Index, Gw: net.ParseIP("2001:db8::1")})
+	ns.AddRoute(t, &netlink.Route{LinkIndex: eth0.Index, Gw: net.ParseIP("192.0.2.1")})
+	ns.AddRoute(t, &netlink.Route{LinkIndex: eth1.Index, Gw: net.ParseIP("2001:db8::1")})
 	// A default route in another table is policy routing, not the node's default.
-	mustRoute(t, ns.NL, &netlink.Route{LinkIndex: eth2.Index, Gw: net.ParseIP("198.51.100.1"), Table: 100})
+	ns.AddRoute(t, &netlink.Route{LinkIndex: eth2.Index, Gw: net.ParseIP("198.51.100.1"), Table: 100})
 
 	got, err := dev.DefaultRouteLinks()
 	if err != nil {
@@ -206,13 +182,13 @@ func TestSetRouteMTUChangesOnlyTheMTU(t *testing.T) {
 	ns, dev := newNamespace(t)
 	addRoutedLink(t, ns, "eth0", "192.0.2.10/24", "2001:db8::10/64")
 	eth0 := linkByName(t, dev, "eth0")
-	mustRoute(t, ns.NL, &netlink.Route{
-		LinkIndex: eth0.Index, Dst: cidr(t, "10.244.0.0/16"), Gw: net.ParseIP("192.0.2.1"),
+	ns.AddRoute(t, &netlink.Route{
+		LinkIndex: eth0.Index, Dst: nettest.CIDR(t, "10.244.0.0/16"), Gw: net.ParseIP("192.0.2.1"),
 		Src: net.ParseIP("192.0.2.10"), Priority: 100, Protocol: netlink.RouteProtocol(unix.RTPROT_STATIC),
 		AdvMSS: 1400,
 	})
-	mustRoute(t, ns.NL, &netlink.Route{LinkIndex: eth0.Index, Dst: cidr(t, "10.96.0.0/12"), Table: 100, MTU: 1400})
-	mustRoute(t, ns.NL, &netlink.Route{LinkIndex: eth0.Index, Dst: cidr(t, "fd00:10::/64"), Gw: net.ParseIP("2001:db8::1"), Priority: 50})
+	ns.AddRoute(t, &netlink.Route{LinkIndex: eth0.Index, Dst: nettest.CIDR(t, "10.96.0.0/12"), Table: 100, MTU: 1400})
+	ns.AddRoute(t, &netlink.Route{LinkIndex: eth0.Index, Dst: nettest.CIDR(t, "fd00:10::/64"), Gw: net.ParseIP("2001:db8::1"), Priority: 50})
 
 	before := kernelRoutes(t, ns.NL, eth0.Index)
 	routes, err := dev.Routes(eth0.Index)

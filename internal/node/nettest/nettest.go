@@ -30,6 +30,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
 )
 
 // InCI reports whether the tests run in CI (CI=true), where skipping a privileged test the
@@ -295,6 +297,40 @@ func (n *Namespace) AddAddr(t testing.TB, name, cidr string) {
 	if err := n.NL.AddrAdd(n.Link(t, name), addr); err != nil {
 		t.Fatalf("adding %s to %s: %v", cidr, name, err)
 	}
+}
+
+// AddRoute adds a route, failing the test when the kernel refuses it.
+func (n *Namespace) AddRoute(t testing.TB, r *netlink.Route) {
+	t.Helper()
+	if err := n.NL.RouteAdd(r); err != nil {
+		t.Fatalf("adding route %s: %v", r, err)
+	}
+}
+
+// Handle opens the project's netlink handle (the code under test's view) on the namespace
+// and closes it when the test ends.
+func (n *Namespace) Handle(t testing.TB) *netdev.Handle {
+	t.Helper()
+	dev, err := netdev.NewAt(n.NS)
+	if err != nil {
+		t.Fatalf("opening a netdev handle: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := dev.Close(); err != nil {
+			t.Errorf("closing the netdev handle: %v", err)
+		}
+	})
+	return dev
+}
+
+// CIDR parses a prefix in CIDR notation, failing the test when it does not parse.
+func CIDR(t testing.TB, s string) *net.IPNet {
+	t.Helper()
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // MTU returns the current MTU of a link.

@@ -72,15 +72,7 @@ type node struct {
 func newNode(tb testing.TB) *node {
 	tb.Helper()
 	ns := nettest.NewNamespace(tb)
-	dev, err := netdev.NewAt(ns.NS)
-	if err != nil {
-		tb.Fatalf("NewAt: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := dev.Close(); err != nil {
-			tb.Errorf("closing the host handle: %v", err)
-		}
-	})
+	dev := ns.Handle(tb)
 	ns.AddLink(tb, &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "cni0", MTU: 1450}})
 	return &node{Namespace: ns, dev: dev, dir: tb.TempDir()}
 }

@@ -128,9 +128,7 @@ func TestICMPDFReportsTheRouterThatCannotForward(t *testing.T) {
 	b.WaitRunning(t, "eth0")
 	for ns, gws := range map[*nettest.Namespace][]string{a: {"10.1.0.254", "fd01::254"}, b: {"10.2.0.254", "fd02::254"}} {
 		for _, gw := range gws {
-			if err := ns.NL.RouteAdd(&netlink.Route{LinkIndex: ns.Link(t, "eth0").Attrs().Index, Gw: net.ParseIP(gw)}); err != nil {
-				t.Fatalf("adding a default route via %s: %v", gw, err)
-			}
+			ns.AddRoute(t, &netlink.Route{LinkIndex: ns.Link(t, "eth0").Attrs().Index, Gw: net.ParseIP(gw)})
 		}
 	}
 	if err := netdev.InNamespace(r.NS, func() error {

@@ -171,20 +171,14 @@ func TestPinAndReleaseOnRealRoutes(t *testing.T) {
 	ns.WaitRunning(t, "flannel.1", "peer", "eth0", "eth0peer")
 	flannel, eth0 := ns.Link(t, "flannel.1").Attrs().Index, ns.Link(t, "eth0").Attrs().Index
 	for _, r := range []*netlink.Route{
-		{LinkIndex: flannel, Dst: cidr(t, "10.244.1.0/24"), Gw: net.ParseIP("10.244.1.0"), Flags: int(netlink.FLAG_ONLINK)},
-		{LinkIndex: flannel, Dst: cidr(t, "10.244.2.0/24"), Gw: net.ParseIP("10.244.2.0"), Flags: int(netlink.FLAG_ONLINK), MTU: 1400},
+		{LinkIndex: flannel, Dst: nettest.CIDR(t, "10.244.1.0/24"), Gw: net.ParseIP("10.244.1.0"), Flags: int(netlink.FLAG_ONLINK)},
+		{LinkIndex: flannel, Dst: nettest.CIDR(t, "10.244.2.0/24"), Gw: net.ParseIP("10.244.2.0"), Flags: int(netlink.FLAG_ONLINK), MTU: 1400},
 		{LinkIndex: eth0, Gw: net.ParseIP("192.0.2.1"), Protocol: unix.RTPROT_DHCP, Priority: 100},
-		{LinkIndex: eth0, Dst: cidr(t, "2001:db8:1::/48"), Gw: net.ParseIP("2001:db8::1"), Protocol: unix.RTPROT_STATIC},
+		{LinkIndex: eth0, Dst: nettest.CIDR(t, "2001:db8:1::/48"), Gw: net.ParseIP("2001:db8::1"), Protocol: unix.RTPROT_STATIC},
 	} {
-		if err := ns.NL.RouteAdd(r); err != nil {
-			t.Fatalf("adding route %s: %v", r, err)
-		}
+		ns.AddRoute(t, r)
 	}
-	dev, err := netdev.NewAt(ns.NS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dev.Close() })
+	dev := ns.Handle(t)
 
 	before := allRoutes(t, ns)
 	p := routepin.New(dev)
@@ -215,15 +209,6 @@ func TestPinAndReleaseOnRealRoutes(t *testing.T) {
 	if after := allRoutes(t, ns); !reflect.DeepEqual(describe(before), describe(after)) {
 		t.Errorf("routes after Release differ:\nbefore %v\nafter  %v", describe(before), describe(after))
 	}
-}
-
-func cidr(t *testing.T, s string) *net.IPNet {
-	t.Helper()
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 func allRoutes(t *testing.T, ns *nettest.Namespace) []netlink.Route {

@@ -18,16 +18,6 @@ import (
 
 // The tests below run against the kernel, each in namespaces of its own.
 
-func newDev(t *testing.T, ns *nettest.Namespace) *netdev.Handle {
-	t.Helper()
-	dev, err := netdev.NewAt(ns.NS)
-	if err != nil {
-		t.Fatalf("NewAt: %v", err)
-	}
-	t.Cleanup(func() { _ = dev.Close() })
-	return dev
-}
-
 // stack builds a node's links in ns: underlay eth0 (1500), VXLAN flannel.1 on it (1450),
 // bridge cni0 (1450) with the pod veth vethpod (1450) as a port.
 func stack(t *testing.T, ns *nettest.Namespace) {
@@ -75,7 +65,7 @@ func appliedOrder(t *testing.T, dev netdev.Interfaces, targets map[string]int, r
 
 func TestOrderObservedOnRealLinks(t *testing.T) {
 	ns := nettest.NewNamespace(t)
-	dev := newDev(t, ns)
+	dev := ns.Handle(t)
 	stack(t, ns)
 
 	grow := []txn.Change{
@@ -114,7 +104,7 @@ func TestOrderObservedOnRealLinks(t *testing.T) {
 
 func TestKernelRefusalMidwayRollsBack(t *testing.T) {
 	ns := nettest.NewNamespace(t)
-	dev := newDev(t, ns)
+	dev := ns.Handle(t)
 	stack(t, ns)
 
 	// The kernel refuses a VXLAN device more than 50 bytes below its parent's MTU.
@@ -150,7 +140,7 @@ func pair(t *testing.T) (a, b *nettest.Namespace) {
 
 func TestFailingProbeRollsBackOnRealLinks(t *testing.T) {
 	a, b := pair(t)
-	dev := newDev(t, a)
+	dev := a.Handle(t)
 
 	// b stays at 1500: a 9000-byte packet from a cannot reach it.
 	jumboToB := probe.InNamespace(a.NS, probe.ICMPDF(netip.MustParseAddr("10.0.0.2"), 9000, time.Second))
@@ -174,7 +164,7 @@ func TestFailingProbeRollsBackOnRealLinks(t *testing.T) {
 
 func TestPassingProbeCommitsOnRealLinks(t *testing.T) {
 	a, b := pair(t)
-	dev := newDev(t, a)
+	dev := a.Handle(t)
 	b.SetMTU(t, "eth0", 9000) // the peer is already raised
 
 	// Generous timeouts: a passing probe ends at the first reply, which over IPv6 may wait a

@@ -9,7 +9,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
 	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
 	"github.com/mtu-operator/mtu-operator/internal/node/underlay"
 )
@@ -27,14 +26,8 @@ func TestDetectOnRealLinks(t *testing.T) {
 	peers.SetUp(t, "eth0", "eth1")
 	ns.WaitRunning(t, "eth0", "eth1")
 	defaultRoute := &netlink.Route{LinkIndex: ns.Link(t, "eth0").Attrs().Index, Gw: net.ParseIP("192.0.2.1")}
-	if err := ns.NL.RouteAdd(defaultRoute); err != nil {
-		t.Fatalf("adding the default route: %v", err)
-	}
-	dev, err := netdev.NewAt(ns.NS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dev.Close() })
+	ns.AddRoute(t, defaultRoute)
+	dev := ns.Handle(t)
 	detect := func() underlay.Underlay {
 		t.Helper()
 		links, err := dev.Links()

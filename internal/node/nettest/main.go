@@ -15,10 +15,11 @@ import (
 // away: their exit is not an event it can await.
 const leakWait = 5 * time.Second
 
-// Main runs the package's tests and then fails the run if they left anything behind on the
-// host: a changed link list (a link created, deleted or resized outside the test namespaces),
-// a named namespace in /run/netns, an open namespace handle, a thread still inside a test
-// namespace, or a goroutine of netlink or of this project's node packages. Use it as
+// Main runs the package's tests and then fails the run if they left anything behind: a host
+// link or a named namespace in /run/netns carrying this run's Prefix, a namespace file this
+// run mounted (Mount), an open namespace handle, a thread still inside a test namespace, or
+// a goroutine of netlink or of this project's node packages. It looks only at what this run
+// made, so two test runs, or a test run and `make demo`, can share a machine. Use it as
 //
 //	func TestMain(m *testing.M) { os.Exit(nettest.Main(m)) }
 func Main(m *testing.M) int {
@@ -54,10 +55,12 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// hostState is what must be the same before and after the tests.
+// hostState is what this run has made that is visible from outside it.
 type hostState struct {
+	// links and namedNS carry the run's Prefix.
 	links       []string
 	namedNS     []string
+	mounts      []string
 	nsHandles   int
 	hostNS      string
 	threadNSOut []string
@@ -65,16 +68,26 @@ type hostState struct {
 
 func snapshot() (hostState, error) {
 	var s hostState
-	var err error
-	if s.links, err = hostLinks(); err != nil {
+	links, err := hostLinks()
+	if err != nil {
 		return s, fmt.Errorf("listing links: %w", err)
+	}
+	for _, l := range links {
+		if strings.HasPrefix(l, Prefix()) {
+			s.links = append(s.links, l)
+		}
 	}
 	entries, err := os.ReadDir("/run/netns")
 	if err != nil && !os.IsNotExist(err) {
 		return s, err
 	}
 	for _, e := range entries {
-		s.namedNS = append(s.namedNS, e.Name())
+		if strings.HasPrefix(e.Name(), Prefix()) {
+			s.namedNS = append(s.namedNS, e.Name())
+		}
+	}
+	if s.mounts, err = mountedByThisRun(); err != nil {
+		return s, err
 	}
 	if s.hostNS, err = os.Readlink("/proc/self/ns/net"); err != nil {
 		return s, err
@@ -104,11 +117,13 @@ func snapshot() (hostState, error) {
 func (s hostState) diff(after hostState) []string {
 	var out []string
 	if !slices.Equal(s.links, after.links) {
-		out = append(out, fmt.Sprintf("host links changed:\n  before: %s\n  after:  %s",
-			strings.Join(s.links, ", "), strings.Join(after.links, ", ")))
+		out = append(out, fmt.Sprintf("host links of this run changed: before %v, after %v", s.links, after.links))
 	}
 	if !slices.Equal(s.namedNS, after.namedNS) {
-		out = append(out, fmt.Sprintf("named network namespaces changed: before %v, after %v", s.namedNS, after.namedNS))
+		out = append(out, fmt.Sprintf("named network namespaces of this run changed: before %v, after %v", s.namedNS, after.namedNS))
+	}
+	if len(after.mounts) > 0 {
+		out = append(out, fmt.Sprintf("namespace files still mounted: %v", after.mounts))
 	}
 	if after.nsHandles > s.nsHandles {
 		out = append(out, fmt.Sprintf("%d network namespace handles left open", after.nsHandles-s.nsHandles))

@@ -347,7 +347,12 @@ func (n *Namespace) SetMTU(t testing.TB, name string, mtu int) {
 	}
 }
 
-// hostLinks describes the links of the calling thread's namespace, one line per link.
+// Prefix starts the name of anything this test run makes in a place other runs share (a host
+// link, a file in /run/netns): the leak check looks at those names only.
+func Prefix() string { return fmt.Sprintf("mtt%x-", os.Getpid()) }
+
+// hostLinks describes the links of the calling thread's namespace, one line per link, each
+// starting with the link's name.
 func hostLinks() ([]string, error) {
 	ifaces, err := net.Interfaces()
 	if err != nil {
@@ -355,9 +360,53 @@ func hostLinks() ([]string, error) {
 	}
 	var out []string
 	for _, i := range ifaces {
-		out = append(out, fmt.Sprintf("%d: %s mtu %d", i.Index, i.Name, i.MTU))
+		out = append(out, fmt.Sprintf("%s (index %d) mtu %d", i.Name, i.Index, i.MTU))
 	}
 	return out, nil
+}
+
+// mounts are the namespace files Mount made and Unmount has not removed yet.
+var mounts = struct {
+	sync.Mutex
+	paths map[string]bool
+}{paths: map[string]bool{}}
+
+// mountedByThisRun lists the namespace files this run mounted that are still mounted.
+func mountedByThisRun() ([]string, error) {
+	mounts.Lock()
+	defer mounts.Unlock()
+	if len(mounts.paths) == 0 {
+		return nil, nil
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(info), "\n") {
+		// Field 5 is the mount point, with spaces and such octal-escaped.
+		if f := strings.Fields(line); len(f) > 4 && mounts.paths[unescapeMountPoint(f[4])] {
+			out = append(out, unescapeMountPoint(f[4]))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// unescapeMountPoint undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPoint(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // BindMount makes path a namespace file for the namespace file src, like `ip netns add`, and
@@ -386,6 +435,9 @@ func Mount(src, path string) error {
 		_ = os.Remove(path)
 		return fmt.Errorf("bind-mounting %s on %s: %w", src, path, err)
 	}
+	mounts.Lock()
+	mounts.paths[path] = true
+	mounts.Unlock()
 	return nil
 }
 
@@ -393,6 +445,9 @@ func Mount(src, path string) error {
 // file (a namespace handle the code under test did not close) is an error, and is detached
 // anyway so that nothing outlives the test.
 func Unmount(path string) error {
+	mounts.Lock()
+	delete(mounts.paths, path)
+	mounts.Unlock()
 	var errs []error
 	err := unix.Unmount(path, 0)
 	if errors.Is(err, unix.EBUSY) {

@@ -1,6 +1,11 @@
 package nettest
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,22 +41,76 @@ func TestJudge(t *testing.T) {
 }
 
 func TestDiffReportsWhatChanged(t *testing.T) {
-	before := hostState{links: []string{"1: lo mtu 65536", "2: eth0 mtu 1500"}, hostNS: "net:[1]"}
+	before := hostState{links: []string{Prefix() + "a (index 7) mtu 1500"}, hostNS: "net:[1]"}
 	if d := before.diff(before); len(d) != 0 {
 		t.Errorf("diff of a state with itself = %v", d)
 	}
 	after := hostState{
-		links:       []string{"1: lo mtu 65536", "2: eth0 mtu 9000"},
-		namedNS:     []string{"leftover"},
+		links:       []string{Prefix() + "a (index 7) mtu 9000"},
+		namedNS:     []string{Prefix() + "leftover"},
+		mounts:      []string{"/tmp/x/pod"},
 		nsHandles:   2,
 		hostNS:      "net:[1]",
 		threadNSOut: []string{"thread 42 in net:[7]"},
 	}
 	got := strings.Join(before.diff(after), "\n")
-	for _, want := range []string{"2: eth0 mtu 9000", "leftover", "2 network namespace handles left open", "thread 42 in net:[7]"} {
+	for _, want := range []string{"a (index 7) mtu 9000", "leftover", "still mounted: [/tmp/x/pod]", "2 network namespace handles left open", "thread 42 in net:[7]"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("diff lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestSnapshotSeesOnlyThisRun: what another run (or the demo) makes in /run/netns is not
+// this run's leak, and what this run makes there is.
+func TestSnapshotSeesOnlyThisRun(t *testing.T) {
+	RequirePrivileged(t)
+	if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before, err := snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join("/run/netns", "mtt-another-run-"+strconv.Itoa(os.Getpid()))
+	mine := filepath.Join("/run/netns", Prefix()+"mine")
+	for _, f := range []string{other, mine} {
+		if err := os.WriteFile(f, nil, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Remove(f) })
+	}
+	after, err := snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(before.diff(after), "\n")
+	if !strings.Contains(got, Prefix()+"mine") || strings.Contains(got, "another-run") {
+		t.Errorf("diff = %q, want this run's file only", got)
+	}
+}
+
+// TestMountsAreTrackedUntilUnmounted: a namespace file mounted and not unmounted is a leak.
+func TestMountsAreTrackedUntilUnmounted(t *testing.T) {
+	ns := NewNamespace(t)
+	path := filepath.Join(t.TempDir(), "pod")
+	if err := Mount(fmt.Sprintf("/proc/self/fd/%d", int(ns.NS)), path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mountedByThisRun(); err != nil || !slices.Contains(got, path) {
+		t.Errorf("mounted = %v, %v; want %s", got, err, path)
+	}
+	if err := Unmount(path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mountedByThisRun(); err != nil || slices.Contains(got, path) {
+		t.Errorf("after Unmount, mounted = %v, %v", got, err)
+	}
+}
+
+func TestUnescapeMountPoint(t *testing.T) {
+	if got := unescapeMountPoint(`/tmp/a\040b\134c`); got != `/tmp/a b\c` {
+		t.Errorf("unescapeMountPoint = %q", got)
 	}
 }
 

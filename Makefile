@@ -8,16 +8,24 @@
 KUBERNETES_VERSION ?= v1.36.3
 ETCD_VERSION ?= v3.6.16
 
+# Versions of the lab's flannel: flanneld, the CNI plugins, and the flannel meta plugin (which
+# left containernetworking/plugins after v0.9.1). Changing one rebuilds the assets.
+FLANNEL_VERSION ?= v0.28.10
+CNI_PLUGINS_VERSION ?= v1.10.0
+FLANNEL_CNI_PLUGIN_VERSION ?= v0.9.1
+
 IMG ?= ghcr.io/mtu-operator/manager:dev
 AGENT_IMG ?= ghcr.io/mtu-operator/agent:dev
 
 export GOTOOLCHAIN := local
 BIN := $(CURDIR)/bin
 ENVTEST_ASSETS := $(BIN)/k8s
+FLANNEL_ASSETS := $(BIN)/flannel
 CONTROLLER_GEN := $(BIN)/controller-gen
 GOLANGCI_LINT := $(BIN)/golangci-lint
 BENCHSTAT := $(BIN)/benchstat
 export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
+export LAB_FLANNEL_ASSETS := $(FLANNEL_ASSETS)
 
 # go test flags; `make test GOTESTFLAGS=-v` for verbose output.
 GOTESTFLAGS ?=
@@ -64,7 +72,7 @@ verify-generated: ## Under CI=true, fail when generated or formatted files diffe
 	fi
 
 .PHONY: test
-test: manifests generate fmt vet verify-generated lint envtest-assets ## Regenerate, check, then run every test.
+test: manifests generate fmt vet verify-generated lint envtest-assets flannel-assets ## Regenerate, check, then run every test.
 	go test $(GOTESTFLAGS) ./...
 
 .PHONY: bench
@@ -87,12 +95,16 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 envtest-assets: ## Build kube-apiserver and etcd for the tests (cached in bin/k8s).
 	@KUBERNETES_VERSION=$(KUBERNETES_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/build-apiserver-assets.sh $(ENVTEST_ASSETS)
 
+.PHONY: flannel-assets
+flannel-assets: ## Build flanneld and the CNI plugins for the lab (cached in bin/flannel).
+	@FLANNEL_VERSION=$(FLANNEL_VERSION) CNI_PLUGINS_VERSION=$(CNI_PLUGINS_VERSION) FLANNEL_CNI_PLUGIN_VERSION=$(FLANNEL_CNI_PLUGIN_VERSION) hack/build-flannel-assets.sh $(FLANNEL_ASSETS)
+
 # The demo's CNI (flannel, calico or antrea); DEMO_HOLD=1 keeps it running for kubectl.
 DEMO_CNI ?= flannel
 DEMO_HOLD ?=
 
 .PHONY: demo
-demo: envtest-assets ## Run the operator end to end on an embedded control plane (root; DEMO_CNI, DEMO_HOLD=1).
+demo: envtest-assets flannel-assets ## Run the operator end to end on an embedded control plane (root; DEMO_CNI, DEMO_HOLD=1).
 	@CGO_ENABLED=0 go build -o bin/mtu-demo ./test/e2e/demo
 	@DEMO_CNI=$(DEMO_CNI) DEMO_HOLD=$(DEMO_HOLD) bin/mtu-demo
 

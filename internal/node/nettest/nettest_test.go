@@ -41,12 +41,13 @@ func TestJudge(t *testing.T) {
 }
 
 func TestDiffReportsWhatChanged(t *testing.T) {
-	before := hostState{links: []string{Prefix() + "a (index 7) mtu 1500"}, hostNS: "net:[1]"}
+	before := hostState{links: []string{Prefix() + "a (index 7) mtu 1500"}, hostLinks: []string{"eth0 (index 2)"}, hostNS: "net:[1]"}
 	if d := before.diff(before); len(d) != 0 {
 		t.Errorf("diff of a state with itself = %v", d)
 	}
 	after := hostState{
 		links:       []string{Prefix() + "a (index 7) mtu 9000"},
+		hostLinks:   []string{"eth0 (index 2)", "cni0 (index 9)"},
 		namedNS:     []string{Prefix() + "leftover"},
 		mounts:      []string{"/tmp/x/pod"},
 		nsHandles:   2,
@@ -54,7 +55,7 @@ func TestDiffReportsWhatChanged(t *testing.T) {
 		threadNSOut: []string{"thread 42 in net:[7]"},
 	}
 	got := strings.Join(before.diff(after), "\n")
-	for _, want := range []string{"a (index 7) mtu 9000", "leftover", "still mounted: [/tmp/x/pod]", "2 network namespace handles left open", "thread 42 in net:[7]"} {
+	for _, want := range []string{"a (index 7) mtu 9000", "appeared in the host's network namespace: [cni0 (index 9)]", "leftover", "still mounted: [/tmp/x/pod]", "2 network namespace handles left open", "thread 42 in net:[7]"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("diff lacks %q:\n%s", want, got)
 		}

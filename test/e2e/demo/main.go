@@ -27,6 +27,7 @@ import (
 
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab/reaper"
 	"github.com/mtu-operator/mtu-operator/test/e2e/story"
 )
 
@@ -34,6 +35,7 @@ import (
 const netnsPrefix = "mtu-demo-"
 
 func main() {
+	reaper.Serve() // this binary is also the lab's reaper
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	held, err := run(ctx)
 	interrupted := ctx.Err() != nil && !held
@@ -78,6 +80,12 @@ func run(ctx context.Context) (held bool, err error) {
 
 	p := &printer{out: os.Stdout, cni: cni, kubectl: kubectl}
 	p.banner(cni)
+	if err := removeLeftovers(p.out, root, dir); err != nil {
+		return false, err
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "logs")); err != nil { // the last run's
+		return false, err
+	}
 	started := time.Now()
 	l, err := lab.Start(ctx, lab.Options{
 		CNI: cni, Dir: dir, NetnsDir: "/run/netns", NetnsPrefix: netnsPrefix, Logs: logs,
@@ -93,7 +101,7 @@ func run(ctx context.Context) (held bool, err error) {
 			return
 		}
 		fmt.Fprintln(p.out, "  stopped the manager, the agents and the API server; removed every node and pod namespace and their links.")
-		fmt.Fprintf(p.out, "  the operator's log stays in %s.\n", rel(root, logPath))
+		fmt.Fprintf(p.out, "  the operator's log stays in %s, flanneld's and the agents' in %s.\n", rel(root, logPath), rel(root, l.LogDir))
 	}()
 	p.kubeconfig = l.Kubeconfig
 	fmt.Fprintf(p.out, "  ready in %s: API server at %s, kubeconfig %s\n", time.Since(started).Round(100*time.Millisecond), l.Config.Host, rel(root, l.Kubeconfig))
@@ -103,6 +111,11 @@ func run(ctx context.Context) (held bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	traffic, err := w.StartTraffic(ctx, story.TrafficPaths)
+	if err != nil {
+		return false, err
+	}
+	defer traffic.Stop()
 	steps := story.Steps(cni)
 	previous := ""
 	for i, step := range steps {
@@ -121,7 +134,15 @@ func run(ctx context.Context) (held bool, err error) {
 			return false, fmt.Errorf("step %d: %w (the operator's log is in %s)", i+1, err, rel(root, logPath))
 		}
 		fmt.Fprintf(p.out, "  reached in %s.\n", time.Since(began).Round(100*time.Millisecond))
+		if err := w.CheckCrossings(ctx, step.Crossings); err != nil {
+			return false, fmt.Errorf("step %d: packets between pods:\n%w", i+1, err)
+		}
+		during := traffic.Mark()
 		for _, s := range step.Show {
+			if s == story.ShowTraffic {
+				p.traffic(cni, step.Crossings, during)
+				continue
+			}
 			p.show(ctx, l, s)
 		}
 	}
@@ -149,11 +170,25 @@ func (p *printer) banner(cni lab.CNI) {
 	fmt.Fprintf(p.out, `mtu-operator demo (%s)
 
 A cluster on this machine: an API server and etcd on loopback, three nodes made of network
-namespaces plugged into a jumbo-frame switch, a %s install, CoreDNS and a web app. The real
-manager and one real agent per node run against it. Nothing below is staged: every table is
-read from the API server or the kernel after the operator acted.
-`, cni, cni)
+namespaces plugged into a jumbo-frame switch, %s, CoreDNS and a web app. The real manager
+and the real agent binary on every node run against it. Nothing below is staged: every table
+is read from the API server or the kernel after the operator acted%s.
+`, cni, cniBanner(cni), packetsBanner(cni))
 	p.section("Starting the cluster")
+}
+
+func cniBanner(cni lab.CNI) string {
+	if cni == lab.Flannel {
+		return "the real flanneld on every node with pods wired by the real CNI plugins"
+	}
+	return "a stand-in for " + string(cni) + "'s agent (its daemons cannot run here) that follows its documented behaviour"
+}
+
+func packetsBanner(cni lab.CNI) string {
+	if cni.CarriesPodTraffic() {
+		return ", and what crosses between\npods is checked with packets"
+	}
+	return ""
 }
 
 func (p *printer) section(title string) {
@@ -314,6 +349,30 @@ func (p *printer) pods(ctx context.Context, l *lab.Lab) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\n", pod.Namespace, pod.Name, pod.Spec.NodeName, pod.Status.PodIP, m)
 	}
 	_ = tw.Flush()
+}
+
+// traffic prints what crossed between pods after the step, checked with packets, and what the
+// background traffic lost during it.
+func (p *printer) traffic(cni lab.CNI, crossings []story.Crossing, during []story.PathReport) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !cni.CarriesPodTraffic() {
+		return
+	}
+	fmt.Fprintln(p.out, "\n  Packets between pods, don't-fragment UDP (sizes are whole IP packets), checked just now:")
+	tw := tabwriter.NewWriter(p.out, 0, 0, 2, ' ', 0)
+	for _, c := range crossings {
+		fmt.Fprintf(tw, "  %s → %s\t%d B cross, %d B do not\t%s\n", c.From, c.To, c.Size, c.Size+1, c.Why)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(p.out, "  Background traffic while the step ran (one datagram of each size every 50 ms):")
+	for _, r := range during {
+		sizes := make([]string, len(r.Report.Sizes))
+		for i, s := range r.Report.Sizes {
+			sizes[i] = s.String()
+		}
+		fmt.Fprintf(p.out, "  %s  %s\n", r.Path, strings.Join(sizes, "; "))
+	}
 }
 
 // hold keeps the lab running for kubectl until Ctrl-C.

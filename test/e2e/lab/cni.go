@@ -160,6 +160,24 @@ func (c CNI) Gateway() string {
 	}
 }
 
+// agentSizedDevice is the device a stand-in CNI's agent sets its computed MTU on when it
+// starts; flannel's real flanneld never changes a device's MTU.
+func (c CNI) agentSizedDevice() string {
+	switch c {
+	case Calico:
+		return c.TunnelDevice()
+	case Antrea:
+		return c.Gateway()
+	default:
+		return ""
+	}
+}
+
+// CarriesPodTraffic says whether the lab's install of the CNI moves packets between pods on
+// different nodes: flannel's real flanneld programs the routes and tunnel entries; the Calico
+// and Antrea stand-ins create their devices only, so their stories are checked by MTUs.
+func (c CNI) CarriesPodTraffic() bool { return c == Flannel }
+
 // IsPodVeth says whether a link on a node is the host end of a pod's veth.
 func (c CNI) IsPodVeth(name string) bool {
 	return strings.HasPrefix(name, c.hostVethPrefix()) && name != c.Gateway()

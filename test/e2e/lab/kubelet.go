@@ -36,12 +36,9 @@ type kubelet struct {
 	nodes     []*Node
 	workloads []*appsv1.ReplicaSet
 	say       func(string)
-	// restartedAt is the CNI agent DaemonSet's restart annotation last acted on.
-	restartedAt string
+	// rolledOut: the CNI agent DaemonSet's status has been reported once.
+	rolledOut bool
 }
-
-// restartAnnotation is what the operator sets on a DaemonSet's pod template to restart it.
-const restartAnnotation = "networking.mtu-operator.io/restartedAt"
 
 // pollInterval is how often the lab's kubelet looks for work; the API server has no kubelet
 // watch to push it, and a few pods cost nothing to list.
@@ -128,23 +125,40 @@ func (k *kubelet) sync(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// restartCNIAgents plays the CNI agent DaemonSet's rollout after the operator restarted it:
-// each node's agent starts again and sets its tunnel up from the new configuration.
+// restartCNIAgents plays the CNI agent DaemonSet's rollout after its pod template changed (the
+// operator restarts it by annotating the template): one node at a time, each waiting for the
+// last to be up, as kube-flannel-ds's RollingUpdate does. Each node's agent starts again from
+// the configuration as it is at that moment. The DaemonSet's status tells the rollout's
+// progress, as the DaemonSet controller's does, so `kubectl rollout status` works.
 func (k *kubelet) restartCNIAgents(ctx context.Context) error {
 	ds := &appsv1.DaemonSet{}
 	if err := k.client.Get(ctx, k.cni.AgentDaemonSet(), ds); err != nil {
 		return err
 	}
-	at := ds.Spec.Template.Annotations[restartAnnotation]
-	if at == k.restartedAt {
+	if k.rolledOut && ds.Status.ObservedGeneration == ds.Generation {
 		return nil
+	}
+	if !k.rolledOut {
+		// The agents started with the lab, from this template.
+		k.rolledOut = true
+		return k.reportRollout(ctx, ds, len(k.nodes))
+	}
+	if err := k.reportRollout(ctx, ds, 0); err != nil {
+		return err
 	}
 	tunnel, wanted, err := k.cni.tunnel(ctx, k.client)
 	if err != nil {
 		return err
 	}
-	for _, n := range k.nodes {
-		did, err := n.restartCNIAgent(tunnel, wanted)
+	for i, n := range k.nodes {
+		var did string
+		if k.cni == Flannel {
+			if err = n.restartFlanneld(ctx, k.client); err == nil {
+				did = n.describeFlannel()
+			}
+		} else {
+			did, err = n.restartCNIAgent(ctx, k.client, tunnel, wanted)
+		}
 		if err != nil {
 			return fmt.Errorf("restarting the %s agent on %s: %w", k.cni, n.Name, err)
 		}
@@ -152,8 +166,31 @@ func (k *kubelet) restartCNIAgents(ctx context.Context) error {
 			did = ": " + did
 		}
 		k.say(fmt.Sprintf("%s %s: restarted by the DaemonSet rollout%s", ds.Name, n.Name, did))
+		if err := k.reportRollout(ctx, ds, i+1); err != nil {
+			return err
+		}
 	}
-	k.restartedAt = at
+	return nil
+}
+
+// reportRollout writes the DaemonSet's status: updated of its pods run the template of the
+// generation being rolled out, and one more is down while it restarts.
+func (k *kubelet) reportRollout(ctx context.Context, ds *appsv1.DaemonSet, updated int) error {
+	before := ds.DeepCopy()
+	nodes := int32(len(k.nodes))
+	available := nodes
+	if updated < len(k.nodes) {
+		available--
+	}
+	ds.Status = appsv1.DaemonSetStatus{
+		ObservedGeneration:     ds.Generation,
+		DesiredNumberScheduled: nodes, CurrentNumberScheduled: nodes,
+		UpdatedNumberScheduled: int32(updated),
+		NumberReady:            available, NumberAvailable: available, NumberUnavailable: nodes - available,
+	}
+	if err := k.client.Status().Patch(ctx, ds, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("reporting the rollout of DaemonSet %s/%s: %w", ds.Namespace, ds.Name, err)
+	}
 	return nil
 }
 
@@ -189,11 +226,7 @@ func (k *kubelet) start(ctx context.Context, p *corev1.Pod) error {
 	if node == nil {
 		return nil
 	}
-	mtu, err := k.cni.podMTU(ctx, k.client, node)
-	if err != nil {
-		return fmt.Errorf("the %s plugin on %s: %w", k.cni, node.Name, err)
-	}
-	ip, err := node.startPod(p.UID, mtu)
+	ip, mtu, err := node.startPod(ctx, k.client, p.UID)
 	if err != nil {
 		return fmt.Errorf("starting %s/%s on %s: %w", p.Namespace, p.Name, node.Name, err)
 	}
@@ -214,7 +247,7 @@ func (k *kubelet) start(ctx context.Context, p *corev1.Pod) error {
 // stop finishes a deletion (an eviction) as the kubelet does once the containers are gone.
 func (k *kubelet) stop(ctx context.Context, p *corev1.Pod) error {
 	if node := nodeNamed(k.nodes, p.Spec.NodeName); node != nil {
-		if err := node.stopPod(p.UID); err != nil {
+		if err := node.stopPod(ctx, k.client, p.UID); err != nil {
 			return err
 		}
 	}

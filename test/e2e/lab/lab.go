@@ -1,7 +1,14 @@
 // Package lab runs the whole operator on one machine: an embedded API server and etcd, nodes
 // made of network namespaces on a shared switch, a CNI install, workloads, the real manager and
-// one real agent per node. `make demo` tells its story on it and the end-to-end test asserts
-// it. It needs root (network namespaces) and the assets of `make envtest-assets`.
+// the real agent binary on every node. With flannel, every node runs the real flanneld and pods
+// get their interfaces from the real CNI plugins; Calico and Antrea, whose daemons cannot run
+// here, are played by stand-ins that follow their documented behaviour. `make demo` tells its
+// story on it and the end-to-end test asserts it. It needs root (network namespaces) and the
+// assets of `make envtest-assets flannel-assets`.
+//
+// Whatever happens to the process that runs it, even SIGKILL, the lab's processes, mounts and
+// directories go with it: a reaper process (see package reaper) removes them. Binaries that
+// start a lab call reaper.Serve first thing.
 package lab
 
 import (
@@ -11,7 +18,10 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,14 +29,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/mtu-operator/mtu-operator/controllers"
-	"github.com/mtu-operator/mtu-operator/internal/agent"
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab/reaper"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab/traffic"
 )
 
 // Options describe a lab.
@@ -41,7 +53,8 @@ type Options struct {
 	// NetnsDir is where node namespaces are mounted, as <NetnsPrefix><node>: /run/netns makes
 	// them reachable with `ip netns exec`. Default: Dir/netns.
 	NetnsDir, NetnsPrefix string
-	// Logs receives the manager's and agents' logs; default: discarded.
+	// Logs receives the manager's and the CNI plugins' logs; default: discarded. The node
+	// programs write theirs in Lab.LogDir.
 	Logs io.Writer
 	// Say receives what the lab's stand-ins for kubelet and the ReplicaSet controller do; may
 	// be nil.
@@ -57,15 +70,23 @@ type Lab struct {
 	Config *rest.Config
 	// Kubeconfig is the path of a kubeconfig for kubectl.
 	Kubeconfig string
-	Nodes      []*Node
+	// LogDir holds the logs of the node programs (flanneld, the agents), one file each. The
+	// lab leaves it when it closes.
+	LogDir          string
+	adminKubeconfig []byte
+	Nodes           []*Node
 
-	env     *testenv.Env
-	network *network
-	cancel  context.CancelFunc
-	running sync.WaitGroup
-	mu      sync.Mutex
-	errs    []error
-	dirs    []string
+	env    *testenv.Env
+	reaper *reaper.Reaper
+	logs   io.Writer
+	// agentBinary is the agent the nodes run.
+	agentBinary string
+	network     *network
+	cancel      context.CancelFunc
+	running     sync.WaitGroup
+	mu          sync.Mutex
+	errs        []error
+	dirs        []string
 }
 
 // Start builds and starts a lab. On error, what was started is already stopped.
@@ -85,23 +106,44 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	if o.Say == nil {
 		o.Say = func(string) {}
 	}
-	l := &Lab{CNI: o.CNI}
+	l := &Lab{CNI: o.CNI, LogDir: filepath.Join(o.Dir, "logs")}
 	if o.NetnsDir == "" {
 		o.NetnsDir = filepath.Join(o.Dir, "netns")
 		l.dirs = append(l.dirs, o.NetnsDir)
 	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(o.Logs)))
+	l.logs = &syncWriter{w: o.Logs}
+	ctrl.SetLogger(zap.New(zap.WriteTo(l.logs)))
 
+	var err0 error
+	if l.reaper, err0 = reaper.Start(); err0 != nil {
+		return nil, fmt.Errorf("starting the lab's reaper: %w", err0)
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, l.Close())
 		}
 	}()
+	l.dirs = append(l.dirs, filepath.Join(o.Dir, "pods"), filepath.Join(o.Dir, "nodes"), filepath.Join(o.Dir, "bin"))
+	for _, d := range append(l.dirs, filepath.Join(o.Dir, "kubeconfig")) {
+		if err := l.reaper.Dir(d); err != nil {
+			return nil, err
+		}
+	}
+	if l.agentBinary, err = buildAgent(filepath.Join(o.Dir, "bin")); err != nil {
+		return nil, err
+	}
 	if err := l.startControlPlane(o); err != nil {
 		return nil, err
 	}
 	if err := l.buildNodes(ctx, o); err != nil {
 		return nil, err
+	}
+	if o.CNI == Flannel {
+		for _, n := range l.Nodes {
+			if err := n.startFlanneld(ctx, l.Client); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -139,6 +181,12 @@ func (l *Lab) startControlPlane(o Options) error {
 	if err != nil {
 		return err
 	}
+	l.env = env
+	// envtest does not say which processes it started: its children, so far, are etcd and
+	// the API server.
+	if err := l.reaper.Children(); err != nil {
+		return err
+	}
 	// The lab's own client polls (its kubelet, the story's checks): lift client-go's default
 	// 5 requests a second, which would throttle it, not the operator.
 	cfg := rest.CopyConfig(env.Config)
@@ -153,6 +201,7 @@ func (l *Lab) startControlPlane(o Options) error {
 		return err
 	}
 	l.Kubeconfig = filepath.Join(o.Dir, "kubeconfig")
+	l.adminKubeconfig = kubeconfig
 	return os.WriteFile(l.Kubeconfig, kubeconfig, 0o600)
 }
 
@@ -172,14 +221,34 @@ func (l *Lab) buildNodes(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.NetnsDir, 0o755); err != nil {
 		return err
 	}
-	l.dirs = append(l.dirs, filepath.Join(o.Dir, "pods"))
+	flannelAssets, err := flannelAssetsFor(o.CNI)
+	if err != nil {
+		return err
+	}
 	for i, spec := range o.Nodes {
-		n, err := newNode(spec, i+1, o.CNI, filepath.Join(o.NetnsDir, o.NetnsPrefix+spec.Name), filepath.Join(o.Dir, "pods", spec.Name))
+		files := nodeFiles{
+			netns: filepath.Join(o.NetnsDir, o.NetnsPrefix+spec.Name),
+			pods:  filepath.Join(o.Dir, "pods", spec.Name),
+			logs:  l.LogDir,
+			dir:   filepath.Join(o.Dir, "nodes", spec.Name),
+		}
+		if err := l.reaper.Mount(files.netns); err != nil {
+			return err
+		}
+		n, err := newNode(spec, i+1, o.CNI, files, l.logs, l.track)
 		if err != nil {
 			return err
 		}
+		n.flannel.assets = flannelAssets
 		l.Nodes = append(l.Nodes, n)
 		if err := n.build(l.network); err != nil {
+			return err
+		}
+		kubeconfig, err := nodeKubeconfig(l.adminKubeconfig, "https://"+l.network.apiServerAddress())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(n.kubeconfig, kubeconfig, 0o600); err != nil {
 			return err
 		}
 		if err := l.createNodeObject(ctx, n); err != nil {
@@ -189,11 +258,19 @@ func (l *Lab) buildNodes(ctx context.Context, o Options) error {
 	return nil
 }
 
+// track hands a process the lab started to its reaper, which kills it if the lab dies first.
+func (l *Lab) track(p *process) error { return l.reaper.Process(p.pid()) }
+
 func (l *Lab) createNodeObject(ctx context.Context, n *Node) error {
 	obj := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
-			"kubernetes.io/hostname": n.Name, "kubernetes.io/os": "linux", "node-role.kubernetes.io/worker": "",
-		}},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: n.Name,
+			Labels: map[string]string{
+				"kubernetes.io/hostname": n.Name, "kubernetes.io/os": "linux", "node-role.kubernetes.io/worker": "",
+			},
+			// What a kubelet sets; flanneld assumes a Node has annotations.
+			Annotations: map[string]string{"node.alpha.kubernetes.io/ttl": "0"},
+		},
 		Spec: corev1.NodeSpec{PodCIDR: n.PodCIDR, PodCIDRs: []string{n.PodCIDR}},
 	}
 	if err := l.Client.Create(ctx, obj); err != nil {
@@ -207,7 +284,7 @@ func (l *Lab) createNodeObject(ctx context.Context, n *Node) error {
 	return nil
 }
 
-// startOperator runs the manager and one agent per node, each agent on its node's namespace.
+// startOperator runs the manager, in this process, and the agent binary on every node.
 func (l *Lab) startOperator(ctx context.Context) error {
 	opts := controllers.ManagerOptions(l.env.Scheme)
 	opts.Metrics = metricsserver.Options{BindAddress: "0"}
@@ -222,14 +299,15 @@ func (l *Lab) startOperator(ctx context.Context) error {
 	}
 	l.goRecord("manager", func() error { return mgr.Start(ctx) })
 	for _, n := range l.Nodes {
-		o := agent.Options{
-			NodeName: n.Name, NetnsPath: n.NetnsFile, PodNetnsDir: n.PodNetnsDir,
-			MetricsAddr: "0", ProbeAddr: "0", APIServerProbeAddress: l.network.apiServerAddress(),
+		if err := n.startAgent(l.agentBinary); err != nil {
+			return err
 		}
-		l.goRecord("agent on "+n.Name, func() error { return agent.Run(ctx, l.Config, o) })
 	}
 	return nil
 }
+
+// AgentBinary is the agent binary the nodes run, for a test that restarts one.
+func (l *Lab) AgentBinary() string { return l.agentBinary }
 
 // goRecord runs fn until the lab closes and keeps its error for Close.
 func (l *Lab) goRecord(what string, fn func() error) {
@@ -253,6 +331,9 @@ func (l *Lab) Close() error {
 	errs := append([]error(nil), l.errs...)
 	l.mu.Unlock()
 	for _, n := range l.Nodes {
+		errs = append(errs, n.stopDaemons())
+	}
+	for _, n := range l.Nodes {
 		errs = append(errs, n.close())
 	}
 	if l.network != nil {
@@ -266,6 +347,9 @@ func (l *Lab) Close() error {
 	}
 	if l.Kubeconfig != "" {
 		errs = append(errs, os.Remove(l.Kubeconfig))
+	}
+	if l.reaper != nil {
+		errs = append(errs, l.reaper.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -350,4 +434,75 @@ func (l *Lab) PodMTUs(ctx context.Context) (map[string]int, error) {
 		out[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}.String()] = m
 	}
 	return out, nil
+}
+
+// buildAgent builds the agent binary into dir, as `make build` does, unless $LAB_AGENT_BINARY
+// names one already built.
+func buildAgent(dir string) (string, error) {
+	if b := os.Getenv("LAB_AGENT_BINARY"); b != "" {
+		return b, nil
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "agent")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/agent")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the agent: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+// nodeKubeconfig is the admin kubeconfig pointed at server: the address a node reaches the
+// API server at across its underlay. The serving certificate names localhost, so that is
+// the name TLS checks.
+func nodeKubeconfig(admin []byte, server string) ([]byte, error) {
+	cfg, err := clientcmd.Load(admin)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.Clusters {
+		c.Server, c.TLSServerName = server, "localhost"
+	}
+	return clientcmd.Write(*cfg)
+}
+
+// syncWriter serializes writes from the manager, the kubelet and the node processes' output.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// PodOn returns a running pod on the node, the first by name, as a traffic endpoint.
+func (l *Lab) PodOn(ctx context.Context, node string) (traffic.Endpoint, error) {
+	n := l.Node(node)
+	if n == nil {
+		return traffic.Endpoint{}, fmt.Errorf("no node %s", node)
+	}
+	pods, err := l.Pods(ctx)
+	if err != nil {
+		return traffic.Endpoint{}, err
+	}
+	slices.SortFunc(pods, func(a, b corev1.Pod) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+	for _, p := range pods {
+		if p.Spec.NodeName != node || p.DeletionTimestamp != nil || p.Status.PodIP == "" {
+			continue
+		}
+		if e, ok := n.endpoint(p.UID); ok {
+			return e, nil
+		}
+	}
+	return traffic.Endpoint{}, fmt.Errorf("no running pod on %s", node)
 }

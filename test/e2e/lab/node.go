@@ -1,23 +1,28 @@
 package lab
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab/traffic"
 )
 
 // NodeSpec is a node of the lab: its name and the MTU its NIC is configured with.
@@ -46,6 +51,15 @@ type Node struct {
 	index         int
 	cni           CNI
 	underlayIndex int
+	// kubeconfig reaches the API server from the node, across its underlay.
+	kubeconfig string
+	// logs receives the CNI plugins' output; logDir holds the node programs' logs.
+	logs   io.Writer
+	logDir string
+	// track hands a started process to the lab's reaper.
+	track   func(*process) error
+	agent   *process
+	flannel flannelNode
 
 	mu       sync.Mutex // guards the netlink handle and the pods
 	ns       *namespace
@@ -53,21 +67,41 @@ type Node struct {
 	lastHost int
 }
 
+// flannelNode is the node's flanneld and the files its kube-flannel-ds pod would have.
+type flannelNode struct {
+	// assets holds flanneld and cni/, the CNI plugins.
+	assets string
+	// dir holds the node's net-conf.json, subnet.env and the CNI plugins' state.
+	dir, netConf, subnetEnv string
+	daemon                  *process
+}
+
 // pod is a pod the lab's kubelet started: its namespace file, address and host veth.
 type pod struct {
 	file, ip, hostVeth string
 }
 
-func newNode(spec NodeSpec, index int, cni CNI, netnsFile, podDir string) (*Node, error) {
+// nodeFiles are where a node keeps what a real node has on its own disk.
+type nodeFiles struct {
+	// netns is the node's namespace file; pods holds its pods' namespace files; logs the
+	// node programs' logs; dir the rest.
+	netns, pods, logs, dir string
+}
+
+func newNode(spec NodeSpec, index int, cni CNI, files nodeFiles, logs io.Writer, track func(*process) error) (*Node, error) {
 	n := &Node{
 		NodeSpec: spec, index: index, cni: cni,
 		Address: fmt.Sprintf("%s%d", underlayPrefix, 10+index), PodCIDR: fmt.Sprintf("10.244.%d.0/24", index),
-		NetnsFile: netnsFile, PodNetnsDir: podDir, pods: map[types.UID]*pod{},
+		NetnsFile: files.netns, PodNetnsDir: files.pods, pods: map[types.UID]*pod{},
+		kubeconfig: filepath.Join(files.dir, "kubeconfig"), logs: logs, logDir: files.logs, track: track,
+		flannel: flannelNode{dir: files.dir, netConf: filepath.Join(files.dir, "net-conf.json"), subnetEnv: filepath.Join(files.dir, "subnet.env")},
 	}
-	if err := os.MkdirAll(podDir, 0o755); err != nil {
-		return nil, err
+	for _, d := range []string{files.pods, files.logs, files.dir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
 	}
-	ns, err := newNamespace(netnsFile)
+	ns, err := newNamespace(files.netns)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +109,8 @@ func newNode(spec NodeSpec, index int, cni CNI, netnsFile, podDir string) (*Node
 	return n, nil
 }
 
-// build plugs the node into the switch and creates the CNI's devices.
+// build plugs the node into the switch and creates the devices of a stand-in CNI's agent;
+// flanneld and the bridge plugin create flannel's themselves.
 func (n *Node) build(nw *network) error {
 	if err := nw.plug(n.ns, "port-"+n.Name, n.Address, n.UnderlayMTU); err != nil {
 		return fmt.Errorf("%s: %w", n.Name, err)
@@ -85,6 +120,9 @@ func (n *Node) build(nw *network) error {
 		return err
 	}
 	n.underlayIndex = eth0.Attrs().Index
+	if n.cni == Flannel {
+		return nil
+	}
 	for _, l := range n.cni.devices(n) {
 		if err := n.ns.addLink(l); err != nil {
 			return fmt.Errorf("%s: %w", n.Name, err)
@@ -99,40 +137,105 @@ func (n *Node) build(nw *network) error {
 	return nil
 }
 
-func (n *Node) gatewayIP() string { return fmt.Sprintf("10.244.%d.1", n.index) }
+// startAgent runs the operator's agent binary on the node, as its DaemonSet pod would: in the
+// node's network namespace, reaching the API server across the node's underlay.
+func (n *Node) startAgent(binary string) error {
+	p, err := startProcess(n.ns.ns, filepath.Join(n.logDir, n.Name+"-agent.log"), "the agent on "+n.Name, binary, []string{
+		"--node-name=" + n.Name,
+		"--kubeconfig=" + n.kubeconfig,
+		"--pod-netns-dir=" + n.PodNetnsDir,
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=0",
+	}, nil)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.agent = p
+	n.mu.Unlock()
+	return n.track(p)
+}
 
-// restartCNIAgent does what the CNI's agent does to the tunnel when it starts: create it when
-// the configuration wants one (sized from the NIC), remove it when not. It says what changed.
-func (n *Node) restartCNIAgent(tunnel string, wanted bool) (string, error) {
+// KillAgent kills the node's agent with SIGKILL, as a crash or an OOM kill would.
+func (n *Node) KillAgent() error {
+	n.mu.Lock()
+	p := n.agent
+	n.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.kill()
+}
+
+// RestartAgent starts the node's agent again after KillAgent, as its DaemonSet would.
+func (n *Node) RestartAgent(binary string) error {
+	if err := n.KillAgent(); err != nil {
+		return err
+	}
+	return n.startAgent(binary)
+}
+
+// AgentRunning says whether the node's agent process is alive.
+func (n *Node) AgentRunning() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if tunnel == "" {
-		return "", nil
-	}
-	l, err := n.ns.nl.LinkByName(tunnel)
-	exists := err == nil
-	switch {
-	case exists && !wanted:
-		if err := n.ns.nl.LinkDel(l); err != nil {
-			return "", fmt.Errorf("removing %s: %w", tunnel, err)
+	return n.agent != nil && n.agent.running()
+}
+
+// stopDaemons stops the node's agent and flanneld.
+func (n *Node) stopDaemons() error {
+	var errs []error
+	for _, p := range []*process{n.agent, n.flannel.daemon} {
+		if p != nil {
+			errs = append(errs, p.stop())
 		}
-		return "removed " + tunnel, nil
-	case !exists && wanted:
-		for _, d := range n.cni.devices(n) {
-			if d.Attrs().Name == tunnel {
-				eth0, err := n.ns.link("eth0")
-				if err != nil {
-					return "", err
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) gatewayIP() string { return fmt.Sprintf("10.244.%d.1", n.index) }
+
+// restartCNIAgent does what a stand-in CNI's agent does when it starts, as the real one is
+// documented to: create its tunnel when the configuration wants one, remove it when not, and
+// set the MTU it computes on the device it manages (Felix applies its VXLAN MTU to
+// vxlan.calico; antrea-agent applies its interface MTU to antrea-gw0). It says what changed.
+func (n *Node) restartCNIAgent(ctx context.Context, cl client.Client, tunnel string, wanted bool) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	mtu, err := n.cni.podMTU(ctx, cl, n)
+	if err != nil {
+		return "", err
+	}
+	var did []string
+	if tunnel != "" {
+		l, err := n.ns.nl.LinkByName(tunnel)
+		switch exists := err == nil; {
+		case exists && !wanted:
+			if err := n.ns.nl.LinkDel(l); err != nil {
+				return "", fmt.Errorf("removing %s: %w", tunnel, err)
+			}
+			did = append(did, "removed "+tunnel)
+		case !exists && wanted:
+			for _, d := range n.cni.devices(n) {
+				if d.Attrs().Name == tunnel {
+					d.Attrs().MTU = mtu
+					if err := errors.Join(n.ns.addLink(d), n.ns.up(tunnel)); err != nil {
+						return "", err
+					}
+					did = append(did, fmt.Sprintf("created %s at %d", tunnel, mtu))
 				}
-				d.Attrs().MTU = eth0.Attrs().MTU - vxlanOverhead
-				if err := errors.Join(n.ns.addLink(d), n.ns.up(tunnel)); err != nil {
-					return "", err
-				}
-				return fmt.Sprintf("created %s at %d", tunnel, d.Attrs().MTU), nil
 			}
 		}
 	}
-	return "", nil
+	if dev := n.cni.agentSizedDevice(); dev != "" {
+		if l, err := n.ns.nl.LinkByName(dev); err == nil && l.Attrs().MTU != mtu {
+			if err := n.ns.nl.LinkSetMTU(l, mtu); err != nil {
+				return "", fmt.Errorf("setting %s MTU to %d: %w", dev, mtu, err)
+			}
+			did = append(did, fmt.Sprintf("set %s to %d", dev, mtu))
+		}
+	}
+	return strings.Join(did, ", "), nil
 }
 
 // LinkMTUs returns the MTU of each of the node's links.
@@ -142,13 +245,15 @@ func (n *Node) LinkMTUs() (map[string]int, error) {
 	return n.ns.linkMTUs()
 }
 
-// startPod gives a pod a network namespace with eth0 at mtu, joined to the node by a veth, and
-// returns its address. A pod already started keeps its address.
-func (n *Node) startPod(uid types.UID, mtu int) (string, error) {
+// startPod gives a pod a network namespace and an eth0 joined to the node, and returns its
+// address and eth0's MTU. flannel's pods get theirs from the real CNI plugins, which read
+// flanneld's subnet.env; a stand-in CNI's from what its configuration in the API says. A pod
+// already started keeps its address.
+func (n *Node) startPod(ctx context.Context, cl client.Client, uid types.UID) (ip string, mtu int, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if p, ok := n.pods[uid]; ok {
-		return p.ip, nil
+		return p.ip, 0, nil
 	}
 	n.lastHost++
 	sum := sha256.Sum256([]byte(uid))
@@ -159,16 +264,29 @@ func (n *Node) startPod(uid types.UID, mtu int) (string, error) {
 	}
 	podNS, err := newNamespace(p.file)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	// The mount keeps the namespace; the handles are only needed to build it.
 	defer podNS.nl.Close()
 	defer podNS.ns.Close()
-	if err := n.plugPod(podNS, p, mtu); err != nil {
-		return "", errors.Join(err, nettest.Unmount(p.file))
+	if n.cni == Flannel {
+		p.ip, err = n.addFlannelPod(ctx, cl, uid, p.file)
+	} else {
+		if mtu, err = n.cni.podMTU(ctx, cl, n); err == nil {
+			err = n.plugPod(podNS, p, mtu)
+		}
+	}
+	if err == nil {
+		var eth0 netlink.Link
+		if eth0, err = podNS.link("eth0"); err == nil {
+			mtu = eth0.Attrs().MTU
+		}
+	}
+	if err != nil {
+		return "", 0, errors.Join(err, nettest.Unmount(p.file))
 	}
 	n.pods[uid] = p
-	return p.ip, nil
+	return p.ip, mtu, nil
 }
 
 func (n *Node) plugPod(podNS *namespace, p *pod, mtu int) error {
@@ -211,8 +329,9 @@ func (n *Node) plugPod(podNS *namespace, p *pod, mtu int) error {
 	)
 }
 
-// stopPod removes a pod's namespace; the kernel removes its veth with it.
-func (n *Node) stopPod(uid types.UID) error {
+// stopPod removes a pod: CNI DEL for flannel's (which releases its address), then its
+// namespace, with which the kernel removes its veth.
+func (n *Node) stopPod(ctx context.Context, cl client.Client, uid types.UID) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p, ok := n.pods[uid]
@@ -220,7 +339,11 @@ func (n *Node) stopPod(uid types.UID) error {
 		return nil
 	}
 	delete(n.pods, uid)
-	return nettest.Unmount(p.file)
+	var err error
+	if n.cni == Flannel && cl != nil {
+		err = n.delFlannelPod(ctx, cl, uid, p.file)
+	}
+	return errors.Join(err, nettest.Unmount(p.file))
 }
 
 // PodMTU reads eth0's MTU inside a pod the lab's kubelet runs.
@@ -252,11 +375,22 @@ func (n *Node) PodMTU(uid types.UID) (int, error) {
 func (n *Node) close() error {
 	var errs []error
 	for _, uid := range slices.Collect(maps.Keys(n.pods)) {
-		errs = append(errs, n.stopPod(uid))
+		errs = append(errs, n.stopPod(context.Background(), nil, uid))
 	}
 	if n.ns != nil {
 		errs = append(errs, n.ns.close())
 	}
 	errs = append(errs, removeAll(n.PodNetnsDir))
 	return errors.Join(errs...)
+}
+
+// endpoint is a pod the lab's kubelet runs on the node, as a traffic endpoint.
+func (n *Node) endpoint(uid types.UID) (traffic.Endpoint, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p, ok := n.pods[uid]
+	if !ok {
+		return traffic.Endpoint{}, false
+	}
+	return traffic.Endpoint{NetnsFile: p.file, IP: p.ip}, true
 }

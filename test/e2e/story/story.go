@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -41,6 +42,7 @@ const (
 	ShowEvents     = "events"     // kubectl get events for the policy
 	ShowEvictions  = "evictions"  // kubectl get events of evicted pods
 	ShowCNIConfig  = "cniconfig"  // the CNI's configuration document
+	ShowTraffic    = "traffic"    // what the background traffic sent and lost during the step
 )
 
 // Step is one thing the engineer does and what the operator must then reach.
@@ -56,7 +58,12 @@ type Step struct {
 	// means reached.
 	Until   func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error
 	Timeout time.Duration
-	Show    []string
+	// Crossings are checked with packets once the outcome is reached.
+	Crossings []Crossing
+	// ReplacesPods: the step evicts pods, so the background traffic loses what was on its
+	// way to them.
+	ReplacesPods bool
+	Show         []string
 }
 
 // World is the lab with what the story remembers between steps.
@@ -96,8 +103,63 @@ func (w *World) Await(ctx context.Context, s Step) error {
 		if err := observed(p); err != nil {
 			return err
 		}
-		return s.Until(ctx, w, p)
+		if err := s.Until(ctx, w, p); err != nil {
+			return err
+		}
+		// As an engineer waits with `kubectl rollout status` for the CNI's agents.
+		return w.cniRolledOut(ctx)
 	})
+}
+
+// cniRolledOut checks that the CNI agent DaemonSet's last rollout has finished.
+func (w *World) cniRolledOut(ctx context.Context) error {
+	ds := &appsv1.DaemonSet{}
+	if err := w.Client.Get(ctx, w.CNI.AgentDaemonSet(), ds); err != nil {
+		return err
+	}
+	st := ds.Status
+	if st.ObservedGeneration < ds.Generation || st.UpdatedNumberScheduled < st.DesiredNumberScheduled || st.NumberAvailable < st.DesiredNumberScheduled {
+		return fmt.Errorf("DaemonSet %s rolling out: %d of %d pods updated", ds.Name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled)
+	}
+	return nil
+}
+
+// routesPinned checks that every node reports its routes pinned at mtu (0: none pinned).
+func (w *World) routesPinned(ctx context.Context, mtu int32) error {
+	var states mtuv1alpha1.NodeMTUStateList
+	if err := w.Client.List(ctx, &states); err != nil {
+		return err
+	}
+	for _, s := range states.Items {
+		if got := ptr.Deref(s.Status.RouteMTU, 0); got != mtu {
+			return fmt.Errorf("%s reports routes pinned at %d, want %d", s.Name, got, mtu)
+		}
+	}
+	return nil
+}
+
+// What crosses between pods after each step, and why: the sizes an application on those pods
+// can send with fragmentation forbidden. They are what happens on a real cluster, warts and
+// all: a pod that once learnt a smaller path MTU from an ICMP report keeps it for ten minutes
+// (net.ipv4.route.mtu_expires), whatever the operator has raised since.
+var (
+	jumbo      = Crossing{From: "node-a", To: "node-b", Size: 8950, Why: "both nodes carry jumbo frames"}
+	blackHole  = Crossing{From: "node-a", To: "node-c", Size: 1450, Why: "node-c's NIC at 1500 drops larger frames silently: a black hole"}
+	smallPods  = Crossing{From: "node-c", To: "node-b", Size: 1450, Why: "node-c's pods have 1450"}
+	pinnedAB   = Crossing{From: "node-a", To: "node-b", Size: 1450, Why: "routes are pinned at 1450 while node-c is at 1500: node-a answers larger packets with ICMP fragmentation-needed"}
+	pinnedAC   = Crossing{From: "node-a", To: "node-c", Size: 1450, Why: "routes are pinned at 1450"}
+	rememberAB = Crossing{From: "node-a", To: "node-b", Size: 1450, Why: "node-a's pod learnt a 1450 path MTU to node-b's while routes were pinned, and keeps it for ten minutes"}
+	rememberAC = Crossing{From: "node-a", To: "node-c", Size: 1450, Why: "node-a's pod learnt a 1450 path MTU to node-c's while routes were pinned, and keeps it for ten minutes"}
+	raisedCB   = Crossing{From: "node-c", To: "node-b", Size: 8950, Why: "node-c's pods were raised in place and never learnt a smaller path"}
+)
+
+// newPods is what crosses once every pod was recreated at size: new pods remember nothing.
+func newPods(size int) []Crossing {
+	return []Crossing{
+		{From: "node-a", To: "node-b", Size: size, Why: "new pods, every node at the same MTU"},
+		{From: "node-a", To: "node-c", Size: size, Why: "new pods, every node at the same MTU"},
+		{From: "node-c", To: "node-b", Size: size, Why: "new pods, every node at the same MTU"},
+	}
 }
 
 func policy(mode, management string, encap mtuv1alpha1.EncapsulationType, action string) string {
@@ -143,8 +205,9 @@ func Steps(cni lab.CNI) []Step {
 			}
 			return all(w.configUnchanged(ctx), linkMTU(w.Lab, "node-c", "eth0", 1500), linkMTU(w.Lab, "node-c", tunnel, 1450))
 		},
-		Timeout: time.Minute,
-		Show:    []string{ShowPolicy, ShowConditions, ShowPlan, ShowNodes},
+		Timeout:   time.Minute,
+		Crossings: []Crossing{jumbo, blackHole, smallPods},
+		Show:      []string{ShowPolicy, ShowConditions, ShowPlan, ShowNodes, ShowTraffic},
 	}, {
 		Title: "Apply: the operator refuses to size pods for a NIC that cannot carry them",
 		Why: []string{
@@ -161,10 +224,14 @@ func Steps(cni lab.CNI) []Step {
 				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, "not written while [node-c (1500)]"),
 				w.configUnchanged(ctx),
 				linkMTU(w.Lab, "node-c", "eth0", 1500),
+				// The operator pins every node's routes to the smallest MTU in play, although
+				// nothing changes while the policy is stalled.
+				w.routesPinned(ctx, 1450),
 			)
 		},
-		Timeout: time.Minute,
-		Show:    []string{ShowPolicy, ShowConditions, ShowEvents},
+		Timeout:   time.Minute,
+		Crossings: []Crossing{pinnedAB, pinnedAC, smallPods},
+		Show:      []string{ShowPolicy, ShowConditions, ShowEvents, ShowTraffic},
 	}, {
 		Title: "Enforce: raise node-c's NIC, probed, then converge every node",
 		Why: []string{
@@ -189,8 +256,9 @@ func Steps(cni lab.CNI) []Step {
 			checks = append(checks, w.staleAnnotations(ctx, "node-c", "1450"))
 			return all(checks...)
 		},
-		Timeout: 2 * time.Minute,
-		Show:    []string{ShowPolicy, ShowConditions, ShowNodes, ShowLinks, ShowPods, ShowStale, ShowEvents},
+		Timeout:   2 * time.Minute,
+		Crossings: []Crossing{rememberAB, rememberAC, smallPods},
+		Show:      []string{ShowPolicy, ShowConditions, ShowNodes, ShowLinks, ShowPods, ShowStale, ShowEvents, ShowTraffic},
 	}, {
 		Title: "InPlace: correct the stale pods without restarting them",
 		Why: []string{
@@ -207,8 +275,9 @@ func Steps(cni lab.CNI) []Step {
 				podMTUs(ctx, w.Lab, 8950),
 			)
 		},
-		Timeout: time.Minute,
-		Show:    []string{ShowPolicy, ShowPods},
+		Timeout:   time.Minute,
+		Crossings: []Crossing{rememberAB, rememberAC, raisedCB},
+		Show:      []string{ShowPolicy, ShowPods, ShowTraffic},
 	}, {
 		Title: "No encapsulation: drop VXLAN, find the pods left behind",
 		Why: []string{
@@ -229,13 +298,20 @@ func Steps(cni lab.CNI) []Step {
 				w.staleAnnotations(ctx, "", "8950 predates the switch from VXLAN to None"),
 			}
 			for _, n := range w.Nodes {
-				// The CNI's agents, restarted, drop the tunnel the configuration no longer has.
-				checks = append(checks, linkMTU(w.Lab, n.Name, gateway, 9000), linkAbsent(w.Lab, n.Name, tunnel))
+				checks = append(checks, linkMTU(w.Lab, n.Name, gateway, 9000))
+				if cni == lab.Flannel {
+					// flanneld, restarted with host-gw, leaves flannel.1 where it was, unused.
+					checks = append(checks, linkMTU(w.Lab, n.Name, tunnel, 8950))
+				} else {
+					// Calico's and Antrea's agents drop the tunnel the configuration no longer has.
+					checks = append(checks, linkAbsent(w.Lab, n.Name, tunnel))
+				}
 			}
 			return all(checks...)
 		},
-		Timeout: 2 * time.Minute,
-		Show:    []string{ShowPolicy, ShowConditions, ShowCNIConfig, ShowLinks, ShowStale},
+		Timeout:   2 * time.Minute,
+		Crossings: []Crossing{rememberAB, rememberAC, raisedCB},
+		Show:      []string{ShowPolicy, ShowConditions, ShowCNIConfig, ShowLinks, ShowStale, ShowTraffic},
 	}, {
 		Title: "Evict: let the workloads' controllers recreate the stale pods",
 		Why: []string{
@@ -252,8 +328,10 @@ func Steps(cni lab.CNI) []Step {
 				podMTUs(ctx, w.Lab, 9000),
 			)
 		},
-		Timeout: 2 * time.Minute,
-		Show:    []string{ShowPolicy, ShowConditions, ShowPods, ShowEvictions},
+		Timeout:      2 * time.Minute,
+		Crossings:    newPods(9000),
+		ReplacesPods: true,
+		Show:         []string{ShowPolicy, ShowConditions, ShowPods, ShowEvictions, ShowTraffic},
 	}}
 }
 

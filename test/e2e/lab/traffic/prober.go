@@ -11,7 +11,7 @@ import (
 
 // LossGrace is how long a prober's datagram may take to arrive before it counts as lost.
 // Between pods on one machine a datagram takes well under a millisecond; the rest covers the
-// first datagrams to a new neighbour, which wait for its ARP or neighbor discovery reply.
+// first datagrams to a new neighbor, which wait for its ARP or neighbor discovery reply.
 const LossGrace = time.Second
 
 // Prober sends datagrams of several sizes between two endpoints in the background, one per

@@ -134,7 +134,7 @@ func (r *receiver) read() {
 		if !ok {
 			continue
 		}
-		// Called under the lock, so that none runs after its subscription is cancelled.
+		// Called under the lock, so that none runs after its subscription is canceled.
 		r.mu.Lock()
 		if fn := r.subscribers[run]; fn != nil {
 			fn(seq, headerLen(from.Addr().Unmap())+n)

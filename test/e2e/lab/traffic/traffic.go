@@ -221,7 +221,7 @@ func openSender(from Endpoint, src, dst netip.Addr) (*sender, error) {
 
 // forbidFragmentation sets DF and makes the kernel refuse, with EMSGSIZE, a datagram larger
 // than the path MTU it knows, as for an application doing path MTU discovery. PMTUDISC_DO,
-// unlike PROBE, honours the path MTU learnt from ICMP.
+// unlike PROBE, honors the path MTU learnt from ICMP.
 func forbidFragmentation(network, _ string, c syscall.RawConn) error {
 	var sockErr error
 	err := c.Control(func(fd uintptr) {

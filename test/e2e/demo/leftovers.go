@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
+)
+
+// removeLeftovers clears what an earlier demo left when neither it nor its reaper could clean
+// up (both killed): its node namespaces in /run/netns and its state under dir. While a
+// process of that demo still runs (or another demo is running), it removes nothing and says
+// how to stop them.
+func removeLeftovers(out io.Writer, root, dir string) error {
+	running := false
+	for _, p := range processesOf(root, dir) {
+		fmt.Fprintf(out, "  still running, from an earlier demo or a test run: %s\n    stop it with: kill %d\n", p.cmd, p.pid)
+		running = running || p.demo
+	}
+	if running {
+		return fmt.Errorf("processes of another demo still run on %s; stop them (see above) and run the demo again", dir)
+	}
+	files, err := filepath.Glob(filepath.Join("/run/netns", netnsPrefix+"*"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := nettest.Unmount(f); err != nil {
+			return fmt.Errorf("removing the leftover namespace %s: %w", f, err)
+		}
+		fmt.Fprintf(out, "  removed %s, left by an earlier demo\n", f)
+	}
+	for _, d := range []string{"pods", "nodes", "bin", "kubeconfig"} {
+		path := filepath.Join(dir, d)
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		if err := unmountUnder(path); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(path); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  removed %s, left by an earlier demo\n", path)
+	}
+	return nil
+}
+
+// unmountUnder detaches every mount at or below path.
+func unmountUnder(path string) error {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		if mp := f[4]; mp == path || strings.HasPrefix(mp, path+"/") {
+			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+				return fmt.Errorf("unmounting %s: %w", mp, err)
+			}
+		}
+	}
+	return nil
+}
+
+type leftover struct {
+	pid int
+	cmd string
+	// demo: its command line names the demo's directory.
+	demo bool
+}
+
+// processesOf lists the running processes of this repository's lab binaries (bin/k8s,
+// bin/flannel) and those whose command line names the demo's directory.
+func processesOf(root, dir string) []leftover {
+	entries, _ := os.ReadDir("/proc")
+	var out []leftover
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		cmd := strings.Join(strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00"), " ")
+		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		demo := strings.Contains(cmd, dir+"/")
+		if demo || strings.HasPrefix(exe, filepath.Join(root, "bin", "k8s")+"/") || strings.HasPrefix(exe, filepath.Join(root, "bin", "flannel")+"/") {
+			if len(cmd) > 100 {
+				cmd = cmd[:100] + "..."
+			}
+			out = append(out, leftover{pid, cmd, demo})
+		}
+	}
+	return out
+}

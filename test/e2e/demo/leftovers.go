@@ -8,9 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab/reaper"
 )
 
 // removeLeftovers clears what an earlier demo left when neither it nor its reaper could clean
@@ -30,45 +28,10 @@ func removeLeftovers(out io.Writer, root, dir string) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range files {
-		if err := nettest.Unmount(f); err != nil {
-			return fmt.Errorf("removing the leftover namespace %s: %w", f, err)
-		}
-		fmt.Fprintf(out, "  removed %s, left by an earlier demo\n", f)
-	}
 	for _, d := range []string{"pods", "nodes", "bin", "kubeconfig"} {
-		path := filepath.Join(dir, d)
-		if _, err := os.Stat(path); err != nil {
-			continue
-		}
-		if err := unmountUnder(path); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(path); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "  removed %s, left by an earlier demo\n", path)
+		files = append(files, filepath.Join(dir, d))
 	}
-	return nil
-}
-
-// unmountUnder detaches every mount at or below path.
-func unmountUnder(path string) error {
-	info, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	for _, line := range strings.Split(string(info), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		if mp := f[4]; mp == path || strings.HasPrefix(mp, path+"/") {
-			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-				return fmt.Errorf("unmounting %s: %w", mp, err)
-			}
-		}
-	}
+	reaper.Sweep(out, files...)
 	return nil
 }
 

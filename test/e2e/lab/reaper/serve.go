@@ -215,9 +215,6 @@ func unmountAndRemove(path string, log io.Writer) {
 	}
 }
 
-// removeDir unmounts every mount point at or under dir, deepest first, and removes dir. It
-// removes nothing while a mount is left: removing recursively would delete the contents of
-// the mounted file system.
 // Sweep removes paths now, as the reaper does after an unclean end: every mount at or under
 // each, then the path itself. It reports what it removed to log. A later lab uses it for what
 // an earlier one left when its reaper was killed too.
@@ -227,6 +224,9 @@ func Sweep(log io.Writer, paths ...string) {
 	}
 }
 
+// removeDir unmounts every mount point at or under dir, deepest first, and removes dir. It
+// removes nothing while a mount is left: removing recursively would delete the contents of
+// the mounted file system.
 func removeDir(dir string, log io.Writer) {
 	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = resolved // mountinfo names mount points without symlinks

@@ -140,7 +140,7 @@ func run(ctx context.Context) (held bool, err error) {
 		during := traffic.Mark()
 		for _, s := range step.Show {
 			if s == story.ShowTraffic {
-				p.traffic(cni, step.Crossings, during)
+				p.traffic(step.Crossings, during)
 				continue
 			}
 			p.show(ctx, l, s)
@@ -172,8 +172,9 @@ func (p *printer) banner(cni lab.CNI) {
 A cluster on this machine: an API server and etcd on loopback, three nodes made of network
 namespaces plugged into a jumbo-frame switch, %s, CoreDNS and a web app. The real manager
 and the real agent binary on every node run against it. Nothing below is staged: every table
-is read from the API server or the kernel after the operator acted%s.
-`, cni, cniBanner(cni), packetsBanner(cni))
+is read from the API server or the kernel after the operator acted, and what crosses between
+pods is checked with packets.
+`, cni, cniBanner(cni))
 	p.section("Starting the cluster")
 }
 
@@ -182,13 +183,6 @@ func cniBanner(cni lab.CNI) string {
 		return "the real flanneld on every node with pods wired by the real CNI plugins"
 	}
 	return "a stand-in for " + string(cni) + "'s agent (its daemons cannot run here) that follows its documented behaviour"
-}
-
-func packetsBanner(cni lab.CNI) string {
-	if cni.CarriesPodTraffic() {
-		return ", and what crosses between\npods is checked with packets"
-	}
-	return ""
 }
 
 func (p *printer) section(title string) {
@@ -353,12 +347,9 @@ func (p *printer) pods(ctx context.Context, l *lab.Lab) {
 
 // traffic prints what crossed between pods after the step, checked with packets, and what the
 // background traffic lost during it.
-func (p *printer) traffic(cni lab.CNI, crossings []story.Crossing, during []story.PathReport) {
+func (p *printer) traffic(crossings []story.Crossing, during []story.PathReport) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !cni.CarriesPodTraffic() {
-		return
-	}
 	fmt.Fprintln(p.out, "\n  Packets between pods, don't-fragment UDP (sizes are whole IP packets), checked just now:")
 	tw := tabwriter.NewWriter(p.out, 0, 0, 2, ' ', 0)
 	for _, c := range crossings {

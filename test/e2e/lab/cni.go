@@ -89,8 +89,8 @@ func applyAll(ctx context.Context, cl client.Client, doc []byte) error {
 // whose underlay is underlayMTU (VXLAN everywhere in the lab).
 func (c CNI) devices(n *Node) []netlink.Link {
 	tunnelMTU := n.UnderlayMTU - vxlanOverhead
-	vxlan := func(name string, vni, port int) netlink.Link {
-		return &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: tunnelMTU}, VxlanId: vni, Port: port, VtepDevIndex: n.underlayIndex}
+	vxlan := func(name string, vni, port int) *netlink.Vxlan {
+		return &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: tunnelMTU, HardwareAddr: n.tunnelMAC()}, VxlanId: vni, Port: port, VtepDevIndex: n.underlayIndex}
 	}
 	bridge := func(name string) netlink.Link {
 		return &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: tunnelMTU}}
@@ -100,8 +100,11 @@ func (c CNI) devices(n *Node) []netlink.Link {
 		return []netlink.Link{vxlan(c.TunnelDevice(), 4096, 4789)}
 	case Antrea:
 		// antrea-gw0 is an OVS internal port in a real node; a bridge stands in for it (pods
-		// hang off it as they hang off br-int), and the OVS-owned tunnel device is left out.
-		return []netlink.Link{bridge(c.Gateway())}
+		// hang off it as they hang off br-int). The tunnel is the kernel device OVS makes for
+		// its VXLAN port, bound to no underlay device.
+		tunnel := vxlan(antreaTunnel, 1, 4789)
+		tunnel.MTU, tunnel.VtepDevIndex = antreaTunnelMTU, 0
+		return []netlink.Link{bridge(c.Gateway()), tunnel}
 	default:
 		return []netlink.Link{vxlan(c.TunnelDevice(), 1, 8472), bridge(c.Gateway())}
 	}
@@ -120,14 +123,15 @@ func (c CNI) AgentDaemonSet() types.NamespacedName {
 }
 
 // tunnel is the VXLAN device the CNI's agent keeps on a node, and whether its configuration
-// wants one, as the agent decides when it starts. Antrea's lives in OVS, out of the lab.
+// wants one, as the agent decides when it starts.
 func (c CNI) tunnel(ctx context.Context, cl client.Client) (name string, wanted bool, err error) {
 	switch c {
 	case Calico:
 		vxlan, err := calicoVXLAN(ctx, cl)
 		return c.TunnelDevice(), vxlan, err
 	case Antrea:
-		return "", false, nil
+		encap, err := antreaEncap(ctx, cl)
+		return c.standInTunnel(), encap, err
 	default:
 		backendType, _, err := flannelBackend(ctx, cl)
 		return c.TunnelDevice(), strings.EqualFold(backendType, "vxlan"), err
@@ -172,11 +176,6 @@ func (c CNI) agentSizedDevice() string {
 		return ""
 	}
 }
-
-// CarriesPodTraffic says whether the lab's install of the CNI moves packets between pods on
-// different nodes: flannel's real flanneld programs the routes and tunnel entries; the Calico
-// and Antrea stand-ins create their devices only, so their stories are checked by MTUs.
-func (c CNI) CarriesPodTraffic() bool { return c == Flannel }
 
 // IsPodVeth says whether a link on a node is the host end of a pod's veth.
 func (c CNI) IsPodVeth(name string) bool {

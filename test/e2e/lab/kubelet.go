@@ -157,7 +157,9 @@ func (k *kubelet) restartCNIAgents(ctx context.Context) error {
 				did = n.describeFlannel()
 			}
 		} else {
-			did, err = n.restartCNIAgent(ctx, k.client, tunnel, wanted)
+			if did, err = n.restartCNIAgent(ctx, k.client, k.nodes, tunnel, wanted); err == nil {
+				err = n.wireStandIn(k.nodes)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("restarting the %s agent on %s: %w", k.cni, n.Name, err)

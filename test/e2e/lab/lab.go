@@ -138,11 +138,14 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	if err := l.buildNodes(ctx, o); err != nil {
 		return nil, err
 	}
-	if o.CNI == Flannel {
-		for _, n := range l.Nodes {
-			if err := n.startFlanneld(ctx, l.Client); err != nil {
-				return nil, err
-			}
+	for _, n := range l.Nodes {
+		if o.CNI == Flannel {
+			err = n.startFlanneld(ctx, l.Client)
+		} else {
+			err = n.wireStandIn(l.Nodes)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 

@@ -130,6 +130,11 @@ func (n *Node) build(nw *network) error {
 		if err := n.ns.up(l.Attrs().Name); err != nil {
 			return err
 		}
+		if l.Attrs().Name == n.cni.standInTunnel() {
+			if err := n.configureTunnel(l.Attrs().Name); err != nil {
+				return err
+			}
+		}
 	}
 	if gw := n.cni.Gateway(); gw != "" {
 		return n.ns.addAddr(gw, n.gatewayIP()+"/24")
@@ -196,10 +201,11 @@ func (n *Node) stopDaemons() error {
 func (n *Node) gatewayIP() string { return fmt.Sprintf("10.244.%d.1", n.index) }
 
 // restartCNIAgent does what a stand-in CNI's agent does when it starts, as the real one is
-// documented to: create its tunnel when the configuration wants one, remove it when not, and
+// documented to: create its tunnel when the configuration wants one, remove it when not (its
+// routes to peers go through the underlay then; wireStandIn routes them after a restart), and
 // set the MTU it computes on the device it manages (Felix applies its VXLAN MTU to
 // vxlan.calico; antrea-agent applies its interface MTU to antrea-gw0). It says what changed.
-func (n *Node) restartCNIAgent(ctx context.Context, cl client.Client, tunnel string, wanted bool) (string, error) {
+func (n *Node) restartCNIAgent(ctx context.Context, cl client.Client, peers []*Node, tunnel string, wanted bool) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	mtu, err := n.cni.podMTU(ctx, cl, n)
@@ -211,6 +217,11 @@ func (n *Node) restartCNIAgent(ctx context.Context, cl client.Client, tunnel str
 		l, err := n.ns.nl.LinkByName(tunnel)
 		switch exists := err == nil; {
 		case exists && !wanted:
+			// The routes move to the underlay before the tunnel goes, so no packet meets
+			// a node without a route to its peers.
+			if err := n.routePeers(peers, false); err != nil {
+				return "", err
+			}
 			if err := n.ns.nl.LinkDel(l); err != nil {
 				return "", fmt.Errorf("removing %s: %w", tunnel, err)
 			}
@@ -218,11 +229,13 @@ func (n *Node) restartCNIAgent(ctx context.Context, cl client.Client, tunnel str
 		case !exists && wanted:
 			for _, d := range n.cni.devices(n) {
 				if d.Attrs().Name == tunnel {
-					d.Attrs().MTU = mtu
-					if err := errors.Join(n.ns.addLink(d), n.ns.up(tunnel)); err != nil {
+					if tunnel == n.cni.agentSizedDevice() {
+						d.Attrs().MTU = mtu
+					}
+					if err := errors.Join(n.ns.addLink(d), n.ns.up(tunnel), n.configureTunnel(tunnel)); err != nil {
 						return "", err
 					}
-					did = append(did, fmt.Sprintf("created %s at %d", tunnel, mtu))
+					did = append(did, fmt.Sprintf("created %s at %d", tunnel, d.Attrs().MTU))
 				}
 			}
 		}
@@ -318,6 +331,13 @@ func (n *Node) plugPod(podNS *namespace, p *pod, mtu int) error {
 		return err
 	}
 	if prefix == "/32" {
+		// Felix answers the pod's ARP for its link-local gateway by proxy ARP on the veth.
+		if err := errors.Join(
+			n.sysctl("net/ipv4/conf/"+p.hostVeth+"/proxy_arp", "1"),
+			n.sysctl("net/ipv4/neigh/"+p.hostVeth+"/proxy_delay", "0"),
+		); err != nil {
+			return err
+		}
 		if err := n.ns.nl.RouteAdd(&netlink.Route{LinkIndex: host.Attrs().Index, Dst: &net.IPNet{IP: net.ParseIP(p.ip), Mask: net.CIDRMask(32, 32)}}); err != nil {
 			return fmt.Errorf("routing %s to %s: %w", p.ip, p.hostVeth, err)
 		}

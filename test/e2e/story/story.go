@@ -63,7 +63,24 @@ type Step struct {
 	// ReplacesPods: the step evicts pods, so the background traffic loses what was on its
 	// way to them.
 	ReplacesPods bool
-	Show         []string
+	// SwapsRoutes: the CNI's agents replace their routes to the peers' pod subnets in a way
+	// that leaves a moment without one (flanneld deletes the old route, then adds the new):
+	// a small datagram sent in that moment is lost, at most one per path per node's restart.
+	SwapsRoutes bool
+	Show        []string
+}
+
+// LossAllowed is how many datagrams of RoutableSize a path of the background traffic may lose
+// during the step on a lab of that many nodes; bounded says whether there is a bound at all.
+func (s Step) LossAllowed(nodes int) (allowed int, bounded bool) {
+	switch {
+	case s.ReplacesPods:
+		return 0, false // the pods themselves go away
+	case s.SwapsRoutes:
+		return nodes, true
+	default:
+		return 0, true
+	}
 }
 
 // World is the lab with what the story remembers between steps.
@@ -279,7 +296,8 @@ func Steps(cni lab.CNI) []Step {
 		Crossings: []Crossing{rememberAB, rememberAC, raisedCB},
 		Show:      []string{ShowPolicy, ShowPods, ShowTraffic},
 	}, {
-		Title: "No encapsulation: drop VXLAN, find the pods left behind",
+		Title:       "No encapsulation: drop VXLAN, find the pods left behind",
+		SwapsRoutes: cni == lab.Flannel,
 		Why: []string{
 			"The nodes share one L2 segment, so the tunnel is overhead for nothing. Switching to",
 			"encapsulation None rewrites the CNI configuration and restarts its agents; pods created",

@@ -30,12 +30,8 @@ const (
 )
 
 // CheckCrossings sends datagrams between pods as each crossing says: every one at its size
-// must arrive, none one byte larger. It checks nothing on a CNI stand-in, which moves no
-// packets between nodes.
+// must arrive, none one byte larger.
 func (w *World) CheckCrossings(ctx context.Context, cs []Crossing) error {
-	if !w.CNI.CarriesPodTraffic() {
-		return nil
-	}
 	var errs []error
 	for _, c := range cs {
 		from, err := w.PodOn(ctx, c.From)
@@ -100,13 +96,9 @@ type Traffic struct {
 // trafficInterval is how often each path sends one datagram of each size.
 const trafficInterval = 50 * time.Millisecond
 
-// StartTraffic starts the background traffic on paths; none on a CNI stand-in, which moves
-// no packets between nodes.
+// StartTraffic starts the background traffic on paths.
 func (w *World) StartTraffic(ctx context.Context, paths []Path) (_ *Traffic, err error) {
 	t := &Traffic{w: w}
-	if !w.CNI.CarriesPodTraffic() {
-		return t, nil
-	}
 	defer func() {
 		if err != nil {
 			t.Stop()

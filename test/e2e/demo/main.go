@@ -167,22 +167,38 @@ type printer struct {
 }
 
 func (p *printer) banner(cni lab.CNI) {
-	fmt.Fprintf(p.out, `mtu-operator demo (%s)
-
-A cluster on this machine: an API server and etcd on loopback, three nodes made of network
-namespaces plugged into a jumbo-frame switch, %s, CoreDNS and a web app. The real manager
-and the real agent binary on every node run against it. Nothing below is staged: every table
-is read from the API server or the kernel after the operator acted, and what crosses between
-pods is checked with packets.
-`, cni, cniBanner(cni))
+	fmt.Fprintf(p.out, "mtu-operator demo (%s)\n\n%s\n", cni, wrap(
+		"A cluster on this machine: an API server and etcd on loopback, three nodes made of network "+
+			"namespaces plugged into a jumbo-frame switch, CoreDNS and a web app. "+cniBanner(cni)+
+			" The real manager and the real agent binary on every node run against it. Nothing below "+
+			"is staged: every table is read from the API server or the kernel after the operator "+
+			"acted, and what crosses between pods is checked with packets.", 92))
 	p.section("Starting the cluster")
 }
 
 func cniBanner(cni lab.CNI) string {
 	if cni == lab.Flannel {
-		return "the real flanneld on every node with pods wired by the real CNI plugins"
+		return "Every node runs the real flanneld, and the real CNI plugins wire its pods."
 	}
-	return "a stand-in for " + string(cni) + "'s agent (its daemons cannot run here) that follows its documented behaviour"
+	name := string(cni)
+	return fmt.Sprintf("%s is a stand-in (its daemons cannot run here) that does what its agent is documented to do.", strings.ToUpper(name[:1])+name[1:])
+}
+
+// wrap breaks text into lines of at most width characters, at spaces.
+func wrap(text string, width int) string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(text) {
+		if line != "" && len(line)+1+len(word) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	return strings.Join(append(lines, line), "\n")
 }
 
 func (p *printer) section(title string) {

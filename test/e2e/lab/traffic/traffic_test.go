@@ -36,6 +36,17 @@ type network struct {
 	a4, a6, b4, b6 traffic.Endpoint
 }
 
+// family is pod A and pod B by the addresses of one IP family.
+type family struct {
+	name     string
+	from, to traffic.Endpoint
+}
+
+// families are A to B over IPv4, then over IPv6.
+func (n *network) families() []family {
+	return []family{{"IPv4", n.a4, n.b4}, {"IPv6", n.a6, n.b6}}
+}
+
 // newNetwork builds the network; pod B's namespace is b, or a new one when b is nil.
 func newNetwork(t *testing.T, b *nettest.Namespace) *network {
 	t.Helper()
@@ -164,10 +175,7 @@ func probe(t *testing.T, from, to traffic.Endpoint, size int) traffic.Result {
 func TestProbeSeesWhatAnApplicationSees(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, nil)
-	for _, family := range []struct {
-		name     string
-		from, to traffic.Endpoint
-	}{{"IPv4", n.a4, n.b4}, {"IPv6", n.a6, n.b6}} {
+	for _, family := range n.families() {
 		t.Run(family.name, func(t *testing.T) {
 			from, to := family.from, family.to
 			if r := probe(t, from, to, pathMTU); r.Delivered != count || len(r.Errors) != 0 {
@@ -208,10 +216,7 @@ func start(t *testing.T, from, to traffic.Endpoint, sizes ...int) *traffic.Probe
 func TestProberCountsLossPerSize(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, nil)
-	for _, family := range []struct {
-		name     string
-		from, to traffic.Endpoint
-	}{{"IPv4", n.a4, n.b4}, {"IPv6", n.a6, n.b6}} {
+	for _, family := range n.families() {
 		t.Run(family.name, func(t *testing.T) {
 			t.Parallel()
 			p := start(t, family.from, family.to, pathMTU+1, pathMTU)

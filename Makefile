@@ -59,7 +59,7 @@ vet: ## go vet the code.
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run the pinned golangci-lint.
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-serial-runners ./...
 
 .PHONY: verify-generated
 verify-generated: ## Under CI=true, fail when generated or formatted files differ from the commit.

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab/reaper"
 )
 
 // labChildEnv makes the test binary run a lab and wait to be killed (see runLabChild).
@@ -54,7 +54,11 @@ func TestKilledLabLeavesNothing(t *testing.T) {
 	case !strings.HasPrefix(ready, "ready"):
 		t.Fatalf("the lab process did not start its lab: %q", ready)
 	}
-	started := descendants(cmd.Process.Pid)
+	// The lab starts every process itself: they are its children.
+	started, err := reaper.ChildrenOf(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(started) < 8 { // etcd, kube-apiserver, 3 flanneld, 3 agents (and the reaper)
 		t.Fatalf("the lab runs %d processes, want at least 8: %v", len(started), started)
 	}
@@ -63,9 +67,9 @@ func TestKilledLabLeavesNothing(t *testing.T) {
 	}
 	_ = cmd.Wait()
 	testenv.Eventually(t, "everything the killed lab started to be gone", 30*time.Second, func() error {
-		for pid, comm := range started {
-			if alive(pid, comm) {
-				return fmt.Errorf("%s (pid %d) still runs", comm, pid)
+		for _, c := range started {
+			if c.Running() {
+				return fmt.Errorf("%s (pid %d) still runs", c.Comm, c.Pid)
 			}
 		}
 		for _, d := range []string{"netns", "pods", "nodes", "bin", "kubeconfig"} {
@@ -115,61 +119,4 @@ func runLabChild(dir string) {
 	}
 	fmt.Println("ready")
 	select {}
-}
-
-// descendants returns every process below pid, by pid, with its command name.
-func descendants(pid int) map[int]string {
-	out := map[int]string{}
-	entries, _ := os.ReadDir("/proc")
-	parents := map[int]int{}
-	comms := map[int]string{}
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(stat)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < 0 {
-			continue
-		}
-		fields := strings.Fields(s[end+1:])
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		parents[p], comms[p] = ppid, s[open+1:end]
-	}
-	var walk func(int)
-	walk = func(parent int) {
-		for p, pp := range parents {
-			if pp == parent {
-				if _, seen := out[p]; !seen {
-					out[p] = comms[p]
-					walk(p)
-				}
-			}
-		}
-	}
-	walk(pid)
-	return out
-}
-
-// alive says whether pid still runs the command comm (and is no zombie).
-func alive(pid int, comm string) bool {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	end := strings.LastIndexByte(s, ')')
-	if end < 0 || !strings.Contains(s[:end], "("+comm) {
-		return false
-	}
-	fields := strings.Fields(s[end+1:])
-	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }

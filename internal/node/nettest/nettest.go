@@ -378,36 +378,60 @@ func mountedByThisRun() ([]string, error) {
 	if len(mounts.paths) == 0 {
 		return nil, nil
 	}
-	info, err := os.ReadFile("/proc/self/mountinfo")
+	points, err := MountPoints()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, line := range strings.Split(string(info), "\n") {
-		// Field 5 is the mount point, with spaces and such octal-escaped.
-		if f := strings.Fields(line); len(f) > 4 && mounts.paths[unescapeMountPoint(f[4])] {
-			out = append(out, unescapeMountPoint(f[4]))
+	for _, p := range points {
+		if mounts.paths[p] {
+			out = append(out, p)
 		}
 	}
 	slices.Sort(out)
 	return out, nil
 }
 
-// unescapeMountPoint undoes mountinfo's octal escapes (\040 for a space).
+// MountPoints lists the mount points of this process's mount namespace, in mount order.
+func MountPoints() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var points []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw": field 5 is
+		// the mount point.
+		fields := strings.Fields(s.Text())
+		if len(fields) < 5 {
+			return nil, fmt.Errorf("malformed mountinfo line %q", s.Text())
+		}
+		points = append(points, unescapeMountPoint(fields[4]))
+	}
+	return points, s.Err()
+}
+
+// unescapeMountPoint undoes the kernel's octal escapes in a mountinfo path: \040 for a space,
+// \011 tab, \012 newline, \134 backslash.
 func unescapeMountPoint(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
 		}
 		b.WriteByte(s[i])
 	}
 	return b.String()
 }
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // BindMount makes path a namespace file for the namespace file src, like `ip netns add`, and
 // removes it when the test ends.

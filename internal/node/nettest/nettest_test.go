@@ -110,8 +110,16 @@ func TestMountsAreTrackedUntilUnmounted(t *testing.T) {
 }
 
 func TestUnescapeMountPoint(t *testing.T) {
-	if got := unescapeMountPoint(`/tmp/a\040b\134c`); got != `/tmp/a b\c` {
-		t.Errorf("unescapeMountPoint = %q", got)
+	for escaped, want := range map[string]string{
+		`/tmp/plain`:            "/tmp/plain",
+		`/tmp/a\040b`:           "/tmp/a b",
+		`/tmp/tab\011nl\012`:    "/tmp/tab\tnl\n",
+		`/tmp/back\134slash`:    `/tmp/back\slash`,
+		`/tmp/not\04an\escape\`: `/tmp/not\04an\escape\`,
+	} {
+		if got := unescapeMountPoint(escaped); got != want {
+			t.Errorf("unescapeMountPoint(%q) = %q, want %q", escaped, got, want)
+		}
 	}
 }
 

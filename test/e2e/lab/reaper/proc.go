@@ -1,12 +1,13 @@
 package reaper
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
 )
 
 // process identifies a process across pid reuse: a pid names a different process once the
@@ -69,13 +70,26 @@ func parseStat(line string) (stat, error) {
 	return stat{comm: line[open+1 : end], state: fields[0][0], ppid: ppid, start: start}, nil
 }
 
-// childrenOf returns the running child processes of the process parent.
-func childrenOf(parent int) ([]process, error) {
+// Child is a running child process: its pid, command name and start time, which tell it
+// from a later process given the same pid.
+type Child struct {
+	Pid   int
+	Comm  string
+	start uint64
+}
+
+func (c Child) process() process { return process{pid: c.Pid, start: c.start} }
+
+// Running says whether the child still runs: the same process, not exited.
+func (c Child) Running() bool { return c.process().running() }
+
+// ChildrenOf returns the running child processes of the process parent.
+func ChildrenOf(parent int) ([]Child, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
 	}
-	var children []process
+	var children []Child
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -86,7 +100,7 @@ func childrenOf(parent int) ([]process, error) {
 			continue // exited meanwhile
 		}
 		if st.ppid == parent && !st.exited() {
-			children = append(children, process{pid: pid, start: st.start})
+			children = append(children, Child{Pid: pid, Comm: st.comm, start: st.start})
 		}
 	}
 	return children, nil
@@ -95,50 +109,18 @@ func childrenOf(parent int) ([]process, error) {
 // mountPointsUnder returns the mount points at or under dir in this process's mount
 // namespace, deepest first.
 func mountPointsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	points, err := nettest.MountPoints()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var under []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw": field 5 is
-		// the mount point.
-		fields := strings.Fields(s.Text())
-		if len(fields) < 5 {
-			return nil, fmt.Errorf("malformed mountinfo line %q", s.Text())
+	for _, p := range points {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			under = append(under, p)
 		}
-		mountPoint := unescapeMountinfo(fields[4])
-		if mountPoint == dir || strings.HasPrefix(mountPoint, dir+"/") {
-			under = append(under, mountPoint)
-		}
-	}
-	if err := s.Err(); err != nil {
-		return nil, err
 	}
 	slices.SortStableFunc(under, func(a, b string) int {
 		return strings.Count(b, "/") - strings.Count(a, "/")
 	})
 	return under, nil
 }
-
-// unescapeMountinfo undoes the kernel's octal escapes in a mountinfo path: \040 for a space,
-// \011 tab, \012 newline, \134 backslash.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }

@@ -189,13 +189,13 @@ func (r *Reaper) Process(pid int) error {
 // Children registers every current child process of the calling process, for children
 // started by libraries that do not expose their pids (envtest's kube-apiserver and etcd).
 func (r *Reaper) Children() error {
-	children, err := childrenOf(os.Getpid())
+	children, err := ChildrenOf(os.Getpid())
 	if err != nil {
 		return fmt.Errorf("registering child processes with the lab reaper: %w", err)
 	}
-	for _, p := range children {
+	for _, c := range children {
 		// The reaper itself is among the children; it skips its own pid.
-		if err := r.register(processLine(p)); err != nil {
+		if err := r.register(processLine(c.process())); err != nil {
 			return err
 		}
 	}

@@ -37,7 +37,7 @@ func startLab(t *testing.T, cni lab.CNI) *lab.Lab {
 	t.Helper()
 	nettest.RequirePrivileged(t)
 	var logs strings.Builder
-	l, err := lab.Start(context.Background(), lab.Options{CNI: cni, Dir: t.TempDir(), Logs: &syncWriter{b: &logs}, Say: func(s string) { t.Log(s) }})
+	l, err := lab.Start(context.Background(), lab.Options{CNI: cni, Dir: t.TempDir(), Logs: &logs, Say: func(s string) { t.Log(s) }})
 	if (errors.Is(err, testenv.ErrNoAssets) || errors.Is(err, lab.ErrNoFlannel)) && !nettest.InCI() {
 		t.Skipf("skipping: %v", err)
 	}

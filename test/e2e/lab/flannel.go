@@ -98,7 +98,7 @@ func (n *Node) startFlanneld(ctx context.Context, cl client.Client) error {
 			return nil
 		}
 		if !p.running() {
-			return fmt.Errorf("flanneld on %s exited before writing %s: %w (its output is in %s)", n.Name, n.flannel.subnetEnv, p.err, filepath.Join(n.logDir, n.Name+"-flanneld.log"))
+			return fmt.Errorf("flanneld on %s exited before writing %s: %w (its output is in %s)", n.Name, n.flannel.subnetEnv, p.err, p.logFile)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("flanneld on %s wrote no %s within %s", n.Name, n.flannel.subnetEnv, flanneldStartWait)

@@ -114,9 +114,8 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	l.logs = &syncWriter{w: o.Logs}
 	ctrl.SetLogger(zap.New(zap.WriteTo(l.logs)))
 
-	var err0 error
-	if l.reaper, err0 = reaper.Start(); err0 != nil {
-		return nil, fmt.Errorf("starting the lab's reaper: %w", err0)
+	if l.reaper, err = reaper.Start(); err != nil {
+		return nil, fmt.Errorf("starting the lab's reaper: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -228,6 +227,10 @@ func (l *Lab) buildNodes(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	kubeconfig, err := nodeKubeconfig(l.adminKubeconfig, "https://"+l.network.apiServerAddress())
+	if err != nil {
+		return err
+	}
 	for i, spec := range o.Nodes {
 		files := nodeFiles{
 			netns: filepath.Join(o.NetnsDir, o.NetnsPrefix+spec.Name),
@@ -245,10 +248,6 @@ func (l *Lab) buildNodes(ctx context.Context, o Options) error {
 		n.flannel.assets = flannelAssets
 		l.Nodes = append(l.Nodes, n)
 		if err := n.build(l.network); err != nil {
-			return err
-		}
-		kubeconfig, err := nodeKubeconfig(l.adminKubeconfig, "https://"+l.network.apiServerAddress())
-		if err != nil {
 			return err
 		}
 		if err := os.WriteFile(n.kubeconfig, kubeconfig, 0o600); err != nil {
@@ -476,7 +475,8 @@ func nodeKubeconfig(admin []byte, server string) ([]byte, error) {
 	return clientcmd.Write(*cfg)
 }
 
-// syncWriter serializes writes from the manager, the kubelet and the node processes' output.
+// syncWriter serializes writes to Options.Logs from the manager and the CNI plugins, so a
+// caller can hand the lab a plain buffer.
 type syncWriter struct {
 	mu sync.Mutex
 	w  io.Writer

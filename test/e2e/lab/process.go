@@ -25,9 +25,11 @@ const stopGrace = 10 * time.Second
 // node's network namespace, with its output in the lab's log.
 type process struct {
 	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // set before done closes
+	// logFile holds its output.
+	logFile string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error // set before done closes
 }
 
 // startProcess starts path in the network namespace ns, its output appended to logFile. The
@@ -51,7 +53,7 @@ func startProcess(ns netns.NsHandle, logFile, name, path string, args, env []str
 	if err := netdev.InNamespace(ns, cmd.Start); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &process{name: name, logFile: logFile, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)

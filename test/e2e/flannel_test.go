@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -34,15 +33,7 @@ func TestFlanneldRestartKeepsTheTunnelMTU(t *testing.T) {
 	if err := l.Client.Patch(ctx, ds, patch); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, "the kube-flannel-ds rollout", time.Minute, func() error {
-		if err := l.Client.Get(ctx, lab.Flannel.AgentDaemonSet(), ds); err != nil {
-			return err
-		}
-		if st := ds.Status; st.ObservedGeneration < ds.Generation || st.UpdatedNumberScheduled < st.DesiredNumberScheduled || st.NumberAvailable < st.DesiredNumberScheduled {
-			return fmt.Errorf("%d of %d updated", st.UpdatedNumberScheduled, st.DesiredNumberScheduled)
-		}
-		return nil
-	})
+	testenv.Eventually(t, "the kube-flannel-ds rollout", time.Minute, func() error { return l.CNIRolledOut(ctx) })
 	mtus, err := node.LinkMTUs()
 	if err != nil {
 		t.Fatal(err)

@@ -175,6 +175,20 @@ func (k *kubelet) restartCNIAgents(ctx context.Context) error {
 	return nil
 }
 
+// CNIRolledOut checks, as `kubectl rollout status` does, that the last rollout of the CNI
+// agent DaemonSet has finished.
+func (l *Lab) CNIRolledOut(ctx context.Context) error {
+	ds := &appsv1.DaemonSet{}
+	if err := l.Client.Get(ctx, l.CNI.AgentDaemonSet(), ds); err != nil {
+		return err
+	}
+	st := ds.Status
+	if st.ObservedGeneration < ds.Generation || st.UpdatedNumberScheduled < st.DesiredNumberScheduled || st.NumberAvailable < st.DesiredNumberScheduled {
+		return fmt.Errorf("DaemonSet %s rolling out: %d of %d pods updated", ds.Name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled)
+	}
+	return nil
+}
+
 // reportRollout writes the DaemonSet's status: updated of its pods run the template of the
 // generation being rolled out, and one more is down while it restarts.
 func (k *kubelet) reportRollout(ctx context.Context, ds *appsv1.DaemonSet, updated int) error {

@@ -124,21 +124,8 @@ func (w *World) Await(ctx context.Context, s Step) error {
 			return err
 		}
 		// As an engineer waits with `kubectl rollout status` for the CNI's agents.
-		return w.cniRolledOut(ctx)
+		return w.CNIRolledOut(ctx)
 	})
-}
-
-// cniRolledOut checks that the CNI agent DaemonSet's last rollout has finished.
-func (w *World) cniRolledOut(ctx context.Context) error {
-	ds := &appsv1.DaemonSet{}
-	if err := w.Client.Get(ctx, w.CNI.AgentDaemonSet(), ds); err != nil {
-		return err
-	}
-	st := ds.Status
-	if st.ObservedGeneration < ds.Generation || st.UpdatedNumberScheduled < st.DesiredNumberScheduled || st.NumberAvailable < st.DesiredNumberScheduled {
-		return fmt.Errorf("DaemonSet %s rolling out: %d of %d pods updated", ds.Name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled)
-	}
-	return nil
 }
 
 // routesPinned checks that every node reports its routes pinned at mtu (0: none pinned).

@@ -5,6 +5,7 @@
 // The container runtime bind-mounts every pod's network namespace as a file in a directory
 // (/var/run/netns for containerd and CRI-O); Scan reads each pod's interfaces from there,
 // with the host end of each pod veth, and SetMTU changes both ends of one pod veth in place.
+// FlushPathMTU makes a pod forget the smaller path MTUs it learnt while routes were pinned.
 package pods
 
 import (
@@ -20,6 +21,7 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -438,4 +440,132 @@ func linkMTU(h *netlink.Handle, name string) (int, error) {
 func hostMTU(host netdev.Interfaces, name string) (int, error) {
 	l, err := host.LinkByName(name)
 	return l.MTU, err
+}
+
+// FlushPathMTU makes the pod whose network namespace file is nsPath forget the path MTUs its
+// kernel learnt from ICMP "fragmentation needed" (IPv4) and "packet too big" (IPv6), which it
+// would otherwise keep for net.ipv4.route.mtu_expires and net.ipv6.route.mtu_expires (10
+// minutes): its next packets are sized by its routes and links again. Call it once the smaller
+// MTU is gone from the path, or the pod learns it again from its next large packet. Learnt
+// redirects are forgotten too, and learnt again when needed. Configured routes and addresses
+// stay as they are. A namespace without IPv6 has only IPv4 to forget.
+//
+// A file that is gone or is not a network namespace is ErrNoNamespace. Otherwise both families
+// are tried and the error joins what failed. IPv4 needs /proc/sys writable (a privileged
+// container); a kernel before 5.3 cannot list IPv6 exceptions, which then stay until they expire.
+func FlushPathMTU(nsPath string) error {
+	ns, err := openNetNS(nsPath)
+	if errors.Is(err, ErrNoNamespace) {
+		err = fmt.Errorf("%s: %w", nsPath, err)
+	}
+	if err != nil {
+		return fmt.Errorf("flushing path MTUs: %w", err)
+	}
+	defer ns.Close()
+
+	var v4Err error
+	var sock *nl.NetlinkSocket
+	err = netdev.InNamespace(ns, func() (err error) {
+		v4Err = flushIPv4Exceptions()
+		sock, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE) // this thread's namespace
+		return err
+	})
+	if err != nil {
+		return errors.Join(v4Err, fmt.Errorf("flushing IPv6 path MTUs in %s: opening a netlink socket: %w", nsPath, err))
+	}
+	defer sock.Close()
+	if v4Err != nil {
+		v4Err = fmt.Errorf("flushing IPv4 path MTUs in %s: %w", nsPath, v4Err)
+	}
+	v6Err := flushIPv6Exceptions(sock)
+	if v6Err != nil {
+		v6Err = fmt.Errorf("flushing IPv6 path MTUs in %s: %w", nsPath, v6Err)
+	}
+	return errors.Join(v4Err, v6Err)
+}
+
+// ipv4RouteFlush is the IPv4 route flush control of the namespace of the thread that opens it:
+// /proc/sys/net shows the opening thread's network namespace, whatever the mount.
+const ipv4RouteFlush = "/proc/sys/net/ipv4/route/flush"
+
+// flushIPv4Exceptions runs on a thread inside the namespace. The kernel keeps a learnt IPv4 path
+// MTU as a nexthop exception, which no netlink request deletes. Writing anything to the flush
+// control invalidates the cached routes and bumps the namespace's exception generation
+// (ipv4_sysctl_rtcache_flush); the next lookup towards a destination finds its exception
+// outdated and resets the MTU and redirect in it (rt_bind_exception).
+func flushIPv4Exceptions() error {
+	f, err := os.OpenFile(ipv4RouteFlush, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("1\n")
+	return errors.Join(err, f.Close())
+}
+
+// flushIPv6Exceptions deletes the IPv6 route exceptions (RTF_CACHE routes) of the socket's
+// namespace, as `ip -6 route flush cache` does. Writing to net.ipv6.route.flush would only run
+// the garbage collector, which keeps a path-MTU exception until it expires.
+//
+// The dump asks for exceptions (RTM_F_CLONED), but without strict checking (a socket option
+// this socket does not set) the kernel sends the routes too, and a kernel without IPv6 answers
+// with every family's, so each message is checked for both. An exception gone between the dump and its deletion (it expired)
+// is not an error.
+func flushIPv6Exceptions(s *nl.NetlinkSocket) error {
+	sockets := map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+	var exceptions [][]byte
+	err := netdev.RetryInterrupted(func() error {
+		exceptions = exceptions[:0]
+		req := nl.NewNetlinkRequest(unix.RTM_GETROUTE, unix.NLM_F_DUMP)
+		req.Sockets = sockets
+		req.AddData(&nl.RtMsg{RtMsg: unix.RtMsg{Family: unix.AF_INET6, Flags: unix.RTM_F_CLONED}})
+		return req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWROUTE, func(m []byte) bool {
+			msg := nl.DeserializeRtMsg(m)
+			if msg.Family == unix.AF_INET6 && msg.Flags&unix.RTM_F_CLONED != 0 {
+				exceptions = append(exceptions, m)
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("listing route exceptions: %w", err)
+	}
+	var errs []error
+	for _, m := range exceptions {
+		del, err := deleteException(m)
+		if err == nil {
+			del.Sockets = sockets
+			_, err = del.Execute(unix.NETLINK_ROUTE, 0)
+		}
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("deleting route exception: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deleteException turns a dumped IPv6 route exception into the request that deletes it: the
+// kernel finds the route it hangs from by destination, source and table, then the exception by
+// RTM_F_CLONED, its device and its gateway (ip6_route_del).
+func deleteException(m []byte) (*nl.NetlinkRequest, error) {
+	msg := nl.DeserializeRtMsg(m)
+	attrs, err := nl.ParseRouteAttr(m[msg.Len():])
+	if err != nil {
+		return nil, err
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_DELROUTE, unix.NLM_F_ACK)
+	req.AddData(&nl.RtMsg{RtMsg: unix.RtMsg{
+		Family:  unix.AF_INET6,
+		Dst_len: msg.Dst_len,
+		Src_len: msg.Src_len,
+		Table:   msg.Table,
+		Type:    msg.Type,
+		Flags:   unix.RTM_F_CLONED,
+	}})
+	for _, a := range attrs {
+		switch a.Attr.Type {
+		case unix.RTA_DST, unix.RTA_SRC, unix.RTA_TABLE, unix.RTA_OIF, unix.RTA_GATEWAY:
+			req.AddData(nl.NewRtAttr(int(a.Attr.Type), a.Value))
+		}
+	}
+	return req, nil
 }

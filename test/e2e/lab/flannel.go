@@ -88,7 +88,9 @@ func (n *Node) startFlanneld(ctx context.Context, cl client.Client) error {
 	if err != nil {
 		return err
 	}
+	n.mu.Lock()
 	n.flannel.daemon = p
+	n.mu.Unlock()
 	if err := n.track(p); err != nil {
 		return err
 	}
@@ -111,7 +113,7 @@ func (n *Node) startFlanneld(ctx context.Context, cl client.Client) error {
 	}
 }
 
-// restartFlanneld is the node's kube-flannel-ds pod being replaced by a DaemonSet rollout.
+// restartFlanneld is the node's kube-flannel-ds pod being replaced: deleted, or by a rollout.
 func (n *Node) restartFlanneld(ctx context.Context, cl client.Client) error {
 	if n.flannel.daemon != nil {
 		if err := n.flannel.daemon.stop(); err != nil {
@@ -119,6 +121,17 @@ func (n *Node) restartFlanneld(ctx context.Context, cl client.Client) error {
 		}
 	}
 	return n.startFlanneld(ctx, cl)
+}
+
+// FlanneldPID is the process ID of the node's flanneld, 0 before it first starts: a restart
+// changes it.
+func (n *Node) FlanneldPID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.flannel.daemon == nil {
+		return 0
+	}
+	return n.flannel.daemon.pid()
 }
 
 // SubnetEnv reads what flanneld last wrote to the node's subnet.env, by variable.

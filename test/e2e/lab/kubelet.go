@@ -27,17 +27,19 @@ var DefaultWorkloads = []Workload{
 }
 
 // kubelet plays the parts of a cluster the embedded control plane does not run: the
-// ReplicaSet controller (replacing pods that are gone), the scheduler (spreading them) and
-// each node's kubelet and CNI plugin (giving a pod a network namespace at the MTU the CNI's
-// configuration says, reporting its IP, and finishing the deletion of evicted pods).
+// ReplicaSet controller (replacing pods that are gone), the scheduler (spreading them), the
+// DaemonSet controller of the CNI's agent (see syncCNIAgents) and each node's kubelet and CNI
+// plugin (giving a pod a network namespace at the MTU the CNI's configuration says, reporting
+// its IP, and finishing the deletion of evicted pods).
 type kubelet struct {
 	client    client.Client
 	cni       CNI
 	nodes     []*Node
 	workloads []*appsv1.ReplicaSet
 	say       func(string)
-	// rolledOut: the CNI agent DaemonSet's status has been reported once.
-	rolledOut bool
+	// agentRestarts says, by node, why the node's CNI agent pod is being replaced, until its
+	// agent has restarted.
+	agentRestarts map[string]string
 }
 
 // pollInterval is how often the lab's kubelet looks for work; the API server has no kubelet
@@ -81,10 +83,10 @@ func (k *kubelet) createWorkloads(ctx context.Context, workloads []Workload) err
 	return nil
 }
 
-// sync does one round of the work: restart the CNI's agents, finish deletions, start pods,
-// replace missing ones.
+// sync does one round of the work: replace and restart the CNI's agents, then for the
+// workloads finish deletions, start pods, replace missing ones.
 func (k *kubelet) sync(ctx context.Context) error {
-	if err := k.restartCNIAgents(ctx); err != nil {
+	if err := k.syncCNIAgents(ctx); err != nil {
 		return err
 	}
 	perNode := map[string]int{}
@@ -92,13 +94,13 @@ func (k *kubelet) sync(ctx context.Context) error {
 	missing := make([]int32, len(k.workloads))
 	var all []*corev1.Pod
 	for i, rs := range k.workloads {
-		var pods corev1.PodList
-		if err := k.client.List(ctx, &pods, client.InNamespace(rs.Namespace), client.MatchingLabels(rs.Spec.Selector.MatchLabels)); err != nil {
+		pods, err := replicaSetPods(ctx, k.client, rs)
+		if err != nil {
 			return err
 		}
 		live := int32(0)
-		for j := range pods.Items {
-			p := &pods.Items[j]
+		for j := range pods {
+			p := &pods[j]
 			if p.DeletionTimestamp == nil {
 				live++
 				perNode[p.Spec.NodeName]++
@@ -125,91 +127,6 @@ func (k *kubelet) sync(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// restartCNIAgents plays the CNI agent DaemonSet's rollout after its pod template changed (the
-// operator restarts it by annotating the template): one node at a time, each waiting for the
-// last to be up, as kube-flannel-ds's RollingUpdate does. Each node's agent starts again from
-// the configuration as it is at that moment. The DaemonSet's status tells the rollout's
-// progress, as the DaemonSet controller's does, so `kubectl rollout status` works.
-func (k *kubelet) restartCNIAgents(ctx context.Context) error {
-	ds := &appsv1.DaemonSet{}
-	if err := k.client.Get(ctx, k.cni.AgentDaemonSet(), ds); err != nil {
-		return err
-	}
-	if k.rolledOut && ds.Status.ObservedGeneration == ds.Generation {
-		return nil
-	}
-	if !k.rolledOut {
-		// The agents started with the lab, from this template.
-		k.rolledOut = true
-		return k.reportRollout(ctx, ds, len(k.nodes))
-	}
-	if err := k.reportRollout(ctx, ds, 0); err != nil {
-		return err
-	}
-	tunnel, wanted, err := k.cni.tunnel(ctx, k.client)
-	if err != nil {
-		return err
-	}
-	for i, n := range k.nodes {
-		var did string
-		if k.cni == Flannel {
-			if err = n.restartFlanneld(ctx, k.client); err == nil {
-				did = n.describeFlannel()
-			}
-		} else {
-			if did, err = n.restartCNIAgent(ctx, k.client, k.nodes, tunnel, wanted); err == nil {
-				err = n.wireStandIn(k.nodes)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("restarting the %s agent on %s: %w", k.cni, n.Name, err)
-		}
-		if did != "" {
-			did = ": " + did
-		}
-		k.say(fmt.Sprintf("%s %s: restarted by the DaemonSet rollout%s", ds.Name, n.Name, did))
-		if err := k.reportRollout(ctx, ds, i+1); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// CNIRolledOut checks, as `kubectl rollout status` does, that the last rollout of the CNI
-// agent DaemonSet has finished.
-func (l *Lab) CNIRolledOut(ctx context.Context) error {
-	ds := &appsv1.DaemonSet{}
-	if err := l.Client.Get(ctx, l.CNI.AgentDaemonSet(), ds); err != nil {
-		return err
-	}
-	st := ds.Status
-	if st.ObservedGeneration < ds.Generation || st.UpdatedNumberScheduled < st.DesiredNumberScheduled || st.NumberAvailable < st.DesiredNumberScheduled {
-		return fmt.Errorf("DaemonSet %s rolling out: %d of %d pods updated", ds.Name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled)
-	}
-	return nil
-}
-
-// reportRollout writes the DaemonSet's status: updated of its pods run the template of the
-// generation being rolled out, and one more is down while it restarts.
-func (k *kubelet) reportRollout(ctx context.Context, ds *appsv1.DaemonSet, updated int) error {
-	before := ds.DeepCopy()
-	nodes := int32(len(k.nodes))
-	available := nodes
-	if updated < len(k.nodes) {
-		available--
-	}
-	ds.Status = appsv1.DaemonSetStatus{
-		ObservedGeneration:     ds.Generation,
-		DesiredNumberScheduled: nodes, CurrentNumberScheduled: nodes,
-		UpdatedNumberScheduled: int32(updated),
-		NumberReady:            available, NumberAvailable: available, NumberUnavailable: nodes - available,
-	}
-	if err := k.client.Status().Patch(ctx, ds, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("reporting the rollout of DaemonSet %s/%s: %w", ds.Namespace, ds.Name, err)
-	}
-	return nil
-}
-
 // leastBusy is the node with the fewest pods, the first of equals.
 func (k *kubelet) leastBusy(perNode map[string]int) *Node {
 	best := k.nodes[0]
@@ -219,6 +136,15 @@ func (k *kubelet) leastBusy(perNode map[string]int) *Node {
 		}
 	}
 	return best
+}
+
+// replicaSetPods lists the pods of a ReplicaSet: in its namespace, matching its selector.
+func replicaSetPods(ctx context.Context, cl client.Client, rs *appsv1.ReplicaSet) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := cl.List(ctx, &pods, client.InNamespace(rs.Namespace), client.MatchingLabels(rs.Spec.Selector.MatchLabels)); err != nil {
+		return nil, err
+	}
+	return pods.Items, nil
 }
 
 func (k *kubelet) create(ctx context.Context, rs *appsv1.ReplicaSet, node *Node) error {

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -75,6 +76,8 @@ type Lab struct {
 	LogDir          string
 	adminKubeconfig []byte
 	Nodes           []*Node
+	// workloads are the ReplicaSets whose pods Pods lists.
+	workloads []*appsv1.ReplicaSet
 
 	env    *testenv.Env
 	reaper *reaper.Reaper
@@ -150,10 +153,14 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	k := &kubelet{client: l.Client, cni: o.CNI, nodes: l.Nodes, say: o.Say}
+	k := &kubelet{client: l.Client, cni: o.CNI, nodes: l.Nodes, say: o.Say, agentRestarts: map[string]string{}}
+	if err := k.reportCNIAgents(ctx); err != nil {
+		return nil, err
+	}
 	if err := k.createWorkloads(ctx, o.Workloads); err != nil {
 		return nil, err
 	}
+	l.workloads = k.workloads
 	l.running.Go(func() { k.run(runCtx) })
 	replicas := 0
 	for _, w := range o.Workloads {
@@ -396,13 +403,18 @@ func (l *Lab) allPodsRunning(ctx context.Context, want int) error {
 	return nil
 }
 
-// Pods lists the pods of the lab's nodes.
+// Pods lists the workloads' pods, those being deleted included; not the CNI agent's (see
+// CNIPods).
 func (l *Lab) Pods(ctx context.Context) ([]corev1.Pod, error) {
-	var list corev1.PodList
-	if err := l.Client.List(ctx, &list); err != nil {
-		return nil, err
+	var all []corev1.Pod
+	for _, rs := range l.workloads {
+		pods, err := replicaSetPods(ctx, l.Client, rs)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, pods...)
 	}
-	return list.Items, nil
+	return all, nil
 }
 
 // Node returns the named node.
@@ -417,7 +429,7 @@ func nodeNamed(nodes []*Node, name string) *Node {
 	return nil
 }
 
-// PodMTUs returns the MTU of eth0 in each running pod's namespace, by namespace/name.
+// PodMTUs returns the MTU of eth0 in each running workload pod's namespace, by namespace/name.
 func (l *Lab) PodMTUs(ctx context.Context) (map[string]int, error) {
 	pods, err := l.Pods(ctx)
 	if err != nil {
@@ -488,7 +500,7 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 	return s.w.Write(b)
 }
 
-// PodOn returns a running pod on the node, the first by name, as a traffic endpoint.
+// PodOn returns a running workload pod on the node, the first by name, as a traffic endpoint.
 func (l *Lab) PodOn(ctx context.Context, node string) (traffic.Endpoint, error) {
 	n := l.Node(node)
 	if n == nil {

@@ -61,7 +61,7 @@ type Node struct {
 	agent   *process
 	flannel flannelNode
 
-	mu       sync.Mutex // guards the netlink handle and the pods
+	mu       sync.Mutex // guards the netlink handle, the pods and the agent and flanneld processes
 	ns       *namespace
 	pods     map[types.UID]*pod
 	lastHost int

@@ -58,6 +58,18 @@ func (p cniPlan) changes() []mtuv1alpha1.ConfigChange {
 	return all
 }
 
+// daemonSets are the agent DaemonSets that read the edited documents, changed or not.
+func (p cniPlan) daemonSets() []types.NamespacedName {
+	var out []types.NamespacedName
+	for _, e := range p.edits {
+		if e.daemonSet != nil && !slices.Contains(out, *e.daemonSet) {
+			out = append(out, *e.daemonSet)
+		}
+	}
+	return out
+}
+
+// restarts are the agent DaemonSets that must restart to read the changed documents.
 func (p cniPlan) restarts() []types.NamespacedName {
 	var out []types.NamespacedName
 	for _, e := range p.edits {

@@ -57,6 +57,7 @@ type NetworkMTUPolicyReconciler struct {
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;delete
 // +kubebuilder:rbac:groups=operator.tigera.io,resources=installations,verbs=get;patch
 // +kubebuilder:rbac:groups=crd.projectcalico.org,resources=felixconfigurations;ippools,verbs=get;list;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -82,7 +83,12 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		meta.SetStatusCondition(&policy.Status.Conditions, c)
 	}
 	policy.Status.ObservedGeneration = policy.Generation
-	if patchErr := r.Status().Patch(ctx, policy, client.MergeFrom(base)); patchErr != nil {
+	// The status holds the migration's phase: a decision made on a stale copy of it must not
+	// overwrite a newer one, so the patch carries the resourceVersion it was made from.
+	if patchErr := r.Status().Patch(ctx, policy, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); patchErr != nil {
+		if apierrors.IsConflict(patchErr) {
+			return ctrl.Result{Requeue: true}, nil
+		}
 		return ctrl.Result{}, fmt.Errorf("patching status: %w", patchErr)
 	}
 	recordMetrics(policy)
@@ -99,7 +105,7 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if err != nil {
 		return plan.Verdict{}, ctrl.Result{}, err
 	}
-	outcome, err := r.computeMTUs(ctx, policy, nodes)
+	outcome, err := r.computeMTUs(ctx, policy, nodeInputs(nodes))
 	if err != nil || outcome.Stalled != nil || outcome.Waiting != nil {
 		return plan.Verdict{Stalled: outcome.Stalled, Progressing: outcome.Waiting}, ctrl.Result{}, err
 	}
@@ -107,30 +113,34 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if v != nil || err != nil {
 		return deref(v), ctrl.Result{}, err
 	}
-	// The CNI's agents size their devices from the configuration when they restart: writing it
-	// while a node's NIC cannot carry the result would break that node. Hold it back until the
-	// NICs are fixed (or, with Enforce, raised by the rollout).
-	below := plan.NodesBelowDeclared(policy.Spec.Underlay.Source, policy.Spec.Underlay.MTU, nodes)
-	cni, v, result, err := r.configureCNI(ctx, policy, det, outcome, below)
-	if v != nil || err != nil {
-		return deref(v), result, err
+	target, v := r.cniTarget(policy, det, outcome)
+	if v != nil {
+		return *v, ctrl.Result{}, nil
 	}
-	v2, err := r.rolloutNodes(ctx, policy, det, cni, nodes)
-	if err != nil || v2.Stalled != nil || v2.Progressing != nil {
-		return v2, result, err
+	cniPlan, err := r.planCNI(ctx, det, target, policy.Status.ReplacedValues)
+	if err != nil {
+		return plan.Verdict{}, ctrl.Result{}, err
 	}
-	if len(below) > 0 && policy.Spec.Mode == mtuv1alpha1.ModeApply {
-		msg := conditionMessage(policy, mtuv1alpha1.ConditionConfigApplied)
-		return plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonUnderlayMismatch, Message: msg}}, result, nil
+	if cniPlan.problem != nil {
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, cniPlan.problem.Reason, cniPlan.problem.Message)
+		r.event(policy, corev1.EventTypeWarning, cniPlan.problem.Reason, "Configure", cniPlan.problem.Message)
+		return plan.Verdict{Stalled: cniPlan.problem}, ctrl.Result{}, nil
 	}
-	v3, retry, err := r.remediatePods(ctx, policy, nodes)
+	step, result, err := r.migrate(ctx, policy, det, target, cniPlan, nodes)
+	if err != nil || step.Verdict.Stalled != nil || step.Verdict.Progressing != nil {
+		return step.Verdict, result, err
+	}
+	if policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
+		return step.Verdict, result, nil
+	}
+	v3, retry, err := r.remediatePods(ctx, policy, nodeInputs(nodes))
 	if retry > 0 && (result.RequeueAfter == 0 || retry < result.RequeueAfter) {
 		result.RequeueAfter = retry
 	}
 	if v3 != nil || err != nil {
 		return deref(v3), result, err
 	}
-	return v2, result, nil
+	return step.Verdict, result, nil
 }
 
 func deref(v *plan.Verdict) plan.Verdict {
@@ -264,15 +274,13 @@ type detected struct {
 	flannelVNI int
 }
 
-// configureCNI edits the CNI's configuration (or, in DryRun, publishes the plan) and returns
-// what the nodes must reach; a verdict when the policy cannot go further.
-func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome, below []string) (plan.CNITarget, *plan.Verdict, ctrl.Result, error) {
+// cniTarget is what the CNI and the nodes must reach; a verdict when the CNI cannot.
+func (r *NetworkMTUPolicyReconciler) cniTarget(policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (plan.CNITarget, *plan.Verdict) {
 	target, err := plan.TargetFor(det.Provider, outcome.Result, det.flannelVNI)
 	if err != nil {
 		problem := &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}
 		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, problem.Reason, problem.Message)
-		return target, &plan.Verdict{Stalled: problem}, ctrl.Result{}, nil //nolint:nilerr // an unsupported combination is reported in status, not retried
-
+		return target, &plan.Verdict{Stalled: problem}
 	}
 	policy.Status.PodMTU = target.PodMTU
 	if policy.Spec.Mode == mtuv1alpha1.ModeApply {
@@ -280,91 +288,59 @@ func (r *NetworkMTUPolicyReconciler) configureCNI(ctx context.Context, policy *m
 			PodMTU: target.PodMTU, Encapsulation: policy.Spec.Encapsulation.Type, UnderlayMTU: outcome.UnderlayMTU,
 		})
 	}
-	v, result, err := r.writeCNIConfig(ctx, policy, det, target, below)
-	return target, v, result, err
+	return target, nil
 }
 
-// writeCNIConfig edits the CNI's configuration, unless nodes are below the declared underlay
-// (below lists them); a verdict when the policy cannot go further.
-func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, below []string) (*plan.Verdict, ctrl.Result, error) {
-	p, err := r.planCNI(ctx, det, target, policy.Status.ReplacedValues)
-	if err != nil {
-		return nil, ctrl.Result{}, err
-	}
-	if p.problem != nil {
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, p.problem.Reason, p.problem.Message)
-		r.event(policy, corev1.EventTypeWarning, p.problem.Reason, "Configure", p.problem.Message)
-		return &plan.Verdict{Stalled: p.problem}, ctrl.Result{}, nil
-	}
-	changes := p.changes()
-	restarts := p.restarts()
-	if policy.Spec.CNI.AgentRestart == mtuv1alpha1.AgentRestartNever {
-		restarts = nil
-	}
-
-	if policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
-		policy.Status.PlannedChanges = capChanges(changes)
-		policy.Status.AgentRestarts = namesOf(restarts)
-		msg := fmt.Sprintf("DryRun: %d field(s) would change, nothing was written", len(changes))
-		if len(changes) == 0 {
-			msg = "DryRun: the CNI configuration already matches, nothing would change"
-		}
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, msg)
-		return nil, ctrl.Result{}, nil
-	}
-	policy.Status.PlannedChanges = nil
-
-	if len(changes) > 0 && len(below) > 0 {
-		policy.Status.PlannedChanges = capChanges(changes)
-		msg := fmt.Sprintf("not written while %s cannot carry the declared %d: %d field(s) wait in status.plannedChanges", plan.Bounded(below), *policy.Spec.Underlay.MTU, len(changes))
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, msg)
-		return nil, ctrl.Result{}, nil
-	}
+// configPending says whether the CNI's documents need writing now. A value someone reverted
+// after the operator wrote it for this generation is written again only after the drift
+// delay, so the operator never fights another writer in a hot loop; drift says it was one.
+func configPending(policy *mtuv1alpha1.NetworkMTUPolicy, changes []mtuv1alpha1.ConfigChange, now time.Time) (pending, drift bool, wait time.Duration) {
 	if len(changes) == 0 {
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonConfigUpToDate, "the CNI configuration holds the computed values")
-		return nil, ctrl.Result{RequeueAfter: resyncPeriod}, nil
+		return false, false, 0
 	}
-
-	// The configuration was already applied for this generation, so someone changed it back.
-	drift := isTrueFor(policy, mtuv1alpha1.ConditionConfigApplied)
-	if drift {
-		var last *time.Time
-		if policy.Status.LastDriftCorrection != nil {
-			last = &policy.Status.LastDriftCorrection.Time
-		}
-		if wait := plan.DriftDelay(policy.Status.DriftCorrections, last, time.Now()); wait > 0 {
-			msg := fmt.Sprintf("reverted by another writer: %s; re-applying in %s", describeChanges(changes), wait.Round(time.Second))
-			setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonDriftCorrected, msg)
-			return &plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonDriftCorrected, Message: msg}}, ctrl.Result{RequeueAfter: wait}, nil
-		}
+	m := policy.Status.Migration
+	drift = m != nil && m.Generation == policy.Generation && m.ConfigWrittenAt != nil
+	if !drift {
+		return true, false, 0
 	}
+	var last *time.Time
+	if policy.Status.LastDriftCorrection != nil {
+		last = &policy.Status.LastDriftCorrection.Time
+	}
+	if wait = plan.DriftDelay(policy.Status.DriftCorrections, last, now); wait > 0 {
+		return false, true, wait
+	}
+	return true, true, 0
+}
 
+// writeCNIConfig writes every edit of the plan, records what it replaced, and, when the
+// CNI's agents are not restarted node by node, restarts their DaemonSets.
+func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, p cniPlan, restartDaemonSets bool, drift bool) error {
+	changes := p.changes()
 	for _, e := range p.edits {
 		if e.write == nil {
 			continue
 		}
 		if err := e.write(ctx); err != nil {
-			return nil, ctrl.Result{}, fmt.Errorf("writing %s: %w", e.resource, err)
+			return fmt.Errorf("writing %s: %w", e.resource, err)
 		}
 		configWrites.WithLabelValues(policy.Name, string(det.Provider)).Inc()
 		r.event(policy, corev1.EventTypeNormal, mtuv1alpha1.ReasonConfigWritten, "Update", describeChanges(e.changes))
 	}
 	policy.Status.ReplacedValues = capChanges(plan.MergeReplaced(policy.Status.ReplacedValues, changes))
-
-	restartedAt := time.Now().UTC().Format(time.RFC3339Nano) // two edits within a second must both restart
-	var restarted []types.NamespacedName
-	for _, ds := range restarts {
-		ok, err := r.restartDaemonSet(ctx, ds, restartedAt)
-		if err != nil {
-			return nil, ctrl.Result{}, fmt.Errorf("restarting DaemonSet %s: %w", ds, err)
-		}
-		if ok {
-			restarted = append(restarted, ds)
-			r.event(policy, corev1.EventTypeNormal, "AgentsRestarted", "Restart", fmt.Sprintf("restarted DaemonSet %s so its agents read the new configuration", ds))
+	policy.Status.AgentRestarts = namesOf(p.restarts())
+	if restartDaemonSets {
+		restartedAt := time.Now().UTC().Format(time.RFC3339Nano) // two edits within a second must both restart
+		for _, ds := range p.restarts() {
+			ok, err := r.restartDaemonSet(ctx, ds, restartedAt)
+			if err != nil {
+				return fmt.Errorf("restarting DaemonSet %s: %w", ds, err)
+			}
+			if ok {
+				r.event(policy, corev1.EventTypeNormal, "AgentsRestarted", "Restart", fmt.Sprintf("restarted DaemonSet %s so its agents read the new configuration", ds))
+			}
 		}
 	}
-	policy.Status.AgentRestarts = namesOf(restarted)
-
 	reason, msg := mtuv1alpha1.ReasonConfigWritten, fmt.Sprintf("wrote %d field(s): %s", len(changes), describeChanges(changes))
 	if drift {
 		reason, msg = mtuv1alpha1.ReasonDriftCorrected, "re-applied fields another writer reverted: "+describeChanges(changes)
@@ -374,7 +350,7 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 		r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonDriftCorrected, "Update", msg)
 	}
 	setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, reason, msg)
-	return nil, ctrl.Result{RequeueAfter: resyncPeriod}, nil
+	return nil
 }
 
 // capChanges keeps status within the CRD's bound (64 entries).

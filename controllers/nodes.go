@@ -3,18 +3,22 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
+	"slices"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/plan"
+	"github.com/mtu-operator/mtu-operator/internal/plan/migration"
 )
 
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates,verbs=get;list;watch;create;update;patch;delete
@@ -25,7 +29,7 @@ const probeTimeoutSeconds = 10
 // gatherNodes returns the selected nodes with their state objects. Every selected node gets a
 // state object at once, watching only, so that agents report the underlay before anything
 // changes (auto-detection needs it); states of nodes no longer selected are deleted.
-func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) ([]plan.NodeInput, error) {
+func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) ([]migration.Node, error) {
 	selection, err := selectionOf(policy)
 	if err != nil {
 		return nil, err
@@ -49,7 +53,7 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 	}
 
 	selected := map[string]bool{}
-	inputs := make([]plan.NodeInput, 0, len(nodes.Items))
+	inputs := make([]migration.Node, 0, len(nodes.Items))
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		if n.DeletionTimestamp != nil {
@@ -69,7 +73,8 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 			state = state.DeepCopy()
 			state.Spec = mtuv1alpha1.NodeMTUStateSpec{}
 		}
-		inputs = append(inputs, plan.NodeInput{Name: n.Name, State: state})
+		_, retry := state.Annotations[mtuv1alpha1.RetryAnnotation]
+		inputs = append(inputs, migration.Node{Name: n.Name, State: state, RetryRequested: retry})
 	}
 	for i := range states.Items {
 		s := &states.Items[i]
@@ -102,45 +107,169 @@ func (r *NetworkMTUPolicyReconciler) createNodeState(ctx context.Context, policy
 	return s, nil
 }
 
-// rolloutNodes hands the target to the nodes at the pace the policy allows, writes their
-// specs, and reports the nodes in the policy's status and conditions.
-func (r *NetworkMTUPolicyReconciler) rolloutNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, nodes []plan.NodeInput) (plan.Verdict, error) {
-	nodeTarget := plan.NodeTarget{
-		PodMTU:           target.PodMTU,
-		Interfaces:       target.Interfaces,
-		InterfacePattern: policy.Spec.Underlay.InterfacePattern,
-		PodAction:        policy.Spec.StalePods.Action,
-	}
-	if policy.Spec.Underlay.Management == mtuv1alpha1.UnderlayEnforce {
-		nodeTarget.UnderlayMTU = policy.Spec.Underlay.MTU
-	}
-	dryRun := policy.Spec.Mode == mtuv1alpha1.ModeDryRun
-	rollout := plan.DecideRollout(plan.RolloutInputs{
-		Policy: policy.Name, Generation: policy.Generation, Target: nodeTarget,
-		UnderlaySource: policy.Spec.Underlay.Source, DeclaredUnderlay: policy.Spec.Underlay.MTU,
-		MaxUnavailable: policy.Spec.Rollout.MaxUnavailable, Nodes: nodes,
-	})
-
+// nodeInputs are the nodes as the plan package reads them.
+func nodeInputs(nodes []migration.Node) []plan.NodeInput {
+	out := make([]plan.NodeInput, 0, len(nodes))
 	for _, n := range nodes {
-		spec := rollout.Specs[n.Name]
-		spec.Probe.TimeoutSeconds = probeTimeoutSeconds
-		if dryRun {
-			// DryRun changes nothing on nodes: they only report.
-			spec.Phase, spec.RouteMTU, spec.UnderlayMTU = mtuv1alpha1.PhaseObserve, nil, nil
-		}
-		if err := r.writeNodeSpec(ctx, n.State, spec); err != nil {
-			return plan.Verdict{}, err
-		}
+		out = append(out, plan.NodeInput{Name: n.Name, State: n.State})
 	}
-
-	policy.Status.Nodes = rollout.Counts
-	r.reportUnderlay(policy, rollout.Underlay)
-	return r.nodeVerdict(policy, det, rollout, nodes, dryRun), nil
+	return out
 }
 
-// writeNodeSpec patches a node's spec when it differs; only the controller writes specs.
-func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *mtuv1alpha1.NodeMTUState, spec mtuv1alpha1.NodeMTUStateSpec) error {
-	if equality.Semantic.DeepEqual(state.Spec, spec) {
+// migrate takes the next step of the migration: it gathers the CNI's agent pods, decides with
+// the migration package, then writes what the step says: node specs, the CNI's documents,
+// the agent pods to restart, and the policy's status.
+func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, nodes []migration.Node) (migration.Step, ctrl.Result, error) {
+	now := time.Now()
+	changes := p.changes()
+	pending, drift, driftWait := configPending(policy, changes, now)
+	agents, err := r.findCNIAgents(ctx, policy, p)
+	if err != nil {
+		return migration.Step{}, ctrl.Result{}, err
+	}
+	for i := range nodes {
+		nodes[i].CNIPod = agents.byNode[nodes[i].Name]
+	}
+	in := migration.Input{
+		Policy: policy.Name, Generation: policy.Generation, DryRun: policy.Spec.Mode == mtuv1alpha1.ModeDryRun,
+		Target: plan.NodeTarget{
+			PodMTU: target.PodMTU, Interfaces: target.Interfaces,
+			InterfacePattern: policy.Spec.Underlay.InterfacePattern, PodAction: policy.Spec.StalePods.Action,
+		},
+		Enforce:        policy.Spec.Underlay.Management == mtuv1alpha1.UnderlayEnforce,
+		AllowLowering:  policy.Spec.Underlay.AllowLowering,
+		MaxUnavailable: policy.Spec.Rollout.MaxUnavailable,
+		Nodes:          nodes, ConfigPending: pending, PacedRestart: agents.paced, CNIRolledOut: agents.rolledOut,
+		Previous: policy.Status.Migration, Now: now,
+	}
+	if policy.Spec.Underlay.Source == mtuv1alpha1.UnderlayDeclared {
+		in.DeclaredUnderlay = policy.Spec.Underlay.MTU
+	}
+	step := migration.Decide(in)
+
+	for _, n := range nodes {
+		spec := step.Specs[n.Name]
+		spec.Probe.TimeoutSeconds = probeTimeoutSeconds
+		if err := r.writeNodeSpec(ctx, n.State, spec, n.RetryRequested); err != nil {
+			return step, ctrl.Result{}, err
+		}
+	}
+	previousWrite := policy.Status.Migration.DeepCopy()
+	policy.Status.Migration = step.Migration.DeepCopy()
+	policy.Status.Nodes = step.Counts
+	r.reportUnderlay(policy, step.Underlay)
+	r.reportConfig(policy, step, p, driftWait)
+	if step.WriteConfig {
+		if err := r.writeCNIConfig(ctx, policy, det, p, !agents.paced && policy.Spec.CNI.AgentRestart != mtuv1alpha1.AgentRestartNever, drift); err != nil {
+			// Not written: agents restarted now would read the old configuration.
+			policy.Status.Migration.ConfigWrittenAt = nil
+			if previousWrite != nil && previousWrite.Generation == step.Migration.Generation {
+				policy.Status.Migration.ConfigWrittenAt = previousWrite.ConfigWrittenAt
+			}
+			return step, ctrl.Result{}, err
+		}
+	}
+	for _, name := range step.RestartCNI {
+		if err := r.restartAgentOn(ctx, policy, agents, name); err != nil {
+			return step, ctrl.Result{}, err
+		}
+	}
+	step.Verdict = r.reportNodes(policy, det, step)
+	result := ctrl.Result{RequeueAfter: resyncPeriod}
+	if step.Requeue > 0 {
+		result.RequeueAfter = step.Requeue
+	}
+	if driftWait > 0 && driftWait < result.RequeueAfter {
+		result.RequeueAfter = driftWait
+	}
+	return step, result, nil
+}
+
+// cniAgents are the CNI's agent pods as the migration needs them.
+type cniAgents struct {
+	// byNode is each node's agent pod; pods names the one to delete when its turn comes.
+	byNode map[string]*migration.CNIPod
+	pods   map[string]*corev1.Pod
+	// paced: the operator restarts the agents itself, one node's pod at a time; rolledOut then
+	// says no pod of the DaemonSet is unavailable. Otherwise rolledOut says whether their own
+	// rollout (the DaemonSet's, or the Tigera operator's) has finished, as far as the operator
+	// can see.
+	paced, rolledOut bool
+}
+
+// findCNIAgents lists the pods of the CNI's agent DaemonSet.
+func (r *NetworkMTUPolicyReconciler) findCNIAgents(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, p cniPlan) (cniAgents, error) {
+	daemonSets := p.daemonSets()
+	if policy.Spec.CNI.AgentRestart == mtuv1alpha1.AgentRestartNever || len(daemonSets) == 0 {
+		// Nobody restarts the agents (Never), or the Tigera operator does it on its own.
+		return cniAgents{rolledOut: true}, nil
+	}
+	ds := &appsv1.DaemonSet{}
+	if err := r.Get(ctx, daemonSets[0], ds); err != nil {
+		if apierrors.IsNotFound(err) {
+			return cniAgents{rolledOut: true}, nil
+		}
+		return cniAgents{}, err
+	}
+	a := cniAgents{byNode: map[string]*migration.CNIPod{}, pods: map[string]*corev1.Pod{}, paced: true, rolledOut: ds.Status.NumberUnavailable == 0}
+	if ds.Spec.Selector == nil || len(ds.Spec.Selector.MatchLabels) == 0 {
+		a.paced, a.rolledOut = false, daemonSetRolledOut(ds)
+		return a, nil
+	}
+	var pods corev1.PodList
+	if err := r.APIReader.List(ctx, &pods, client.InNamespace(ds.Namespace), client.MatchingLabels(ds.Spec.Selector.MatchLabels)); err != nil {
+		return cniAgents{}, fmt.Errorf("listing the pods of DaemonSet %s/%s: %w", ds.Namespace, ds.Name, err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		node := pod.Spec.NodeName
+		if node == "" {
+			continue
+		}
+		seen := &migration.CNIPod{Created: pod.CreationTimestamp.Time, Ready: podReady(pod), Deleting: pod.DeletionTimestamp != nil}
+		// A node may briefly have the pod being deleted and its replacement: the replacement counts.
+		if have := a.byNode[node]; have == nil || (have.Deleting && !seen.Deleting) || (have.Deleting == seen.Deleting && seen.Created.After(have.Created)) {
+			a.byNode[node], a.pods[node] = seen, pod
+		}
+	}
+	return a, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// daemonSetRolledOut: the DaemonSet's controller reports every pod updated and available, as
+// `kubectl rollout status` checks.
+func daemonSetRolledOut(ds *appsv1.DaemonSet) bool {
+	st := ds.Status
+	return st.ObservedGeneration >= ds.Generation && st.UpdatedNumberScheduled >= st.DesiredNumberScheduled && st.NumberAvailable >= st.DesiredNumberScheduled
+}
+
+// restartAgentOn deletes the node's CNI agent pod, so its DaemonSet starts a new one that reads
+// the configuration as written now. The UID precondition never deletes a replacement.
+func (r *NetworkMTUPolicyReconciler) restartAgentOn(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, agents cniAgents, node string) error {
+	pod := agents.pods[node]
+	if pod == nil {
+		return nil
+	}
+	err := r.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+	if client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("restarting the CNI agent on %s (deleting pod %s/%s): %w", node, pod.Namespace, pod.Name, err)
+	}
+	r.event(policy, corev1.EventTypeNormal, "AgentRestarted", "Restart", fmt.Sprintf("deleted %s/%s so that %s's CNI agent restarts with the new configuration", pod.Namespace, pod.Name, node))
+	return nil
+}
+
+// writeNodeSpec patches a node's spec when it differs, and removes a retry request it has
+// acted on; only the controller writes specs.
+func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *mtuv1alpha1.NodeMTUState, spec mtuv1alpha1.NodeMTUStateSpec, retried bool) error {
+	if equality.Semantic.DeepEqual(state.Spec, spec) && !retried {
 		return nil
 	}
 	current := &mtuv1alpha1.NodeMTUState{}
@@ -149,10 +278,74 @@ func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *m
 	}
 	patched := current.DeepCopy()
 	patched.Spec = spec
+	if retried {
+		delete(patched.Annotations, mtuv1alpha1.RetryAnnotation)
+	}
 	if err := r.Patch(ctx, patched, client.MergeFromWithOptions(current, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("updating NodeMTUState %s: %w", state.Name, err)
 	}
 	return nil
+}
+
+// reportConfig sets ConfigApplied, and plannedChanges, for what the step decided about the
+// CNI's documents (a write sets it again once done).
+func (r *NetworkMTUPolicyReconciler) reportConfig(policy *mtuv1alpha1.NetworkMTUPolicy, step migration.Step, p cniPlan, driftWait time.Duration) {
+	changes := p.changes()
+	policy.Status.PlannedChanges = nil
+	switch {
+	case policy.Spec.Mode == mtuv1alpha1.ModeDryRun:
+		policy.Status.PlannedChanges = capChanges(append(slices.Clone(changes), step.Planned...))
+		policy.Status.AgentRestarts = namesOf(p.restarts())
+		msg := fmt.Sprintf("DryRun: %d field(s) would change and %d node interface(s), nothing was written", len(changes), len(step.Planned))
+		if len(changes) == 0 && len(step.Planned) == 0 {
+			msg = "DryRun: the CNI configuration and the nodes already match, nothing would change"
+		}
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, msg)
+	case driftWait > 0:
+		msg := fmt.Sprintf("reverted by another writer: %s; re-applying in %s", describeChanges(changes), driftWait.Round(time.Second))
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonDriftCorrected, msg)
+	case len(changes) == 0:
+		if !isTrueFor(policy, mtuv1alpha1.ConditionConfigApplied) {
+			setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonConfigUpToDate, "the CNI configuration holds the computed values")
+		}
+	case step.WriteConfig:
+		// writeCNIConfig reports it.
+	case step.Verdict.Stalled != nil:
+		policy.Status.PlannedChanges = capChanges(changes)
+		msg := fmt.Sprintf("not written while %s: %d field(s) wait in status.plannedChanges", step.Verdict.Stalled.Message, len(changes))
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, step.Verdict.Stalled.Reason, msg)
+	default:
+		policy.Status.PlannedChanges = capChanges(changes)
+		msg := fmt.Sprintf("%d field(s) wait in status.plannedChanges until every node's devices carry pod MTU %d (migration phase %s)", len(changes), policy.Status.PodMTU, step.Migration.Phase)
+		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonRollingOut, msg)
+	}
+}
+
+// reportNodes sets NodesConverged from the step.
+// It returns the policy's verdict, with the Ready message when nothing is left to do.
+func (r *NetworkMTUPolicyReconciler) reportNodes(policy *mtuv1alpha1.NetworkMTUPolicy, det detected, step migration.Step) plan.Verdict {
+	rep := step.Nodes
+	status := metav1.ConditionFalse
+	switch {
+	case rep.Unknown:
+		status = metav1.ConditionUnknown
+	case rep.Status:
+		status = metav1.ConditionTrue
+	}
+	previous := meta.FindStatusCondition(policy.Status.Conditions, mtuv1alpha1.ConditionNodesConverged)
+	if step.Verdict.Stalled != nil && (previous == nil || previous.Message != rep.Message) {
+		r.event(policy, corev1.EventTypeWarning, rep.Reason, "Rollout", rep.Message)
+	}
+	setCondition(policy, mtuv1alpha1.ConditionNodesConverged, status, rep.Reason, rep.Message)
+	if step.Verdict.Stalled == nil && step.Verdict.Progressing == nil {
+		c := step.Counts
+		summary := fmt.Sprintf("%s pod MTU %d on %d node(s) (underlay %d, %s)", det.Provider, policy.Status.PodMTU, c.Selected, policy.Status.UnderlayMTU, policy.Spec.Encapsulation.Type)
+		if policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
+			summary = conditionMessage(policy, mtuv1alpha1.ConditionConfigApplied) + "; " + summary
+		}
+		step.Verdict.Ready = summary
+	}
+	return step.Verdict
 }
 
 // reportUnderlay sets UnderlayConsistent and emits an Event when the set of outliers changes.
@@ -173,48 +366,6 @@ func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkM
 	default:
 		setCondition(policy, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, mtuv1alpha1.ReasonUnderlayMatches, fmt.Sprintf("all %d reporting nodes have underlay MTU %d", u.Reported, u.Expected))
 	}
-}
-
-// nodeVerdict turns the rollout into NodesConverged and the policy's verdict.
-func (r *NetworkMTUPolicyReconciler) nodeVerdict(policy *mtuv1alpha1.NetworkMTUPolicy, det detected, rollout plan.Rollout, nodes []plan.NodeInput, dryRun bool) plan.Verdict {
-	c := rollout.Counts
-	summary := fmt.Sprintf("%s pod MTU %d on %d node(s) (underlay %d, %s)", det.Provider, policy.Status.PodMTU, c.Selected, policy.Status.UnderlayMTU, policy.Spec.Encapsulation.Type)
-	if dryRun {
-		setCondition(policy, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionUnknown, mtuv1alpha1.ReasonDryRun, "DryRun: nodes report, nothing changes")
-		return plan.Verdict{Ready: "DryRun: " + strings.TrimPrefix(conditionMessage(policy, mtuv1alpha1.ConditionConfigApplied), "DryRun: ") + "; " + summary}
-	}
-	if rollout.Halted() {
-		msg := fmt.Sprintf("the rollout stopped: %s; fix the node, then edit the policy to retry", strings.Join(rollout.Failed, "; "))
-		setCondition(policy, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionFalse, mtuv1alpha1.ReasonNodeFailed, msg)
-		r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonNodeFailed, "Rollout", msg)
-		return plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonNodeFailed, Message: msg}}
-	}
-	if len(rollout.Blocked) > 0 {
-		msg := conditionMessage(policy, mtuv1alpha1.ConditionUnderlayConsistent) + "; pods sized for the declared MTU would lose large packets there: fix those NICs or set underlay.management Enforce"
-		setCondition(policy, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, msg)
-		return plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonUnderlayMismatch, Message: msg}}
-	}
-	if !rollout.Done() {
-		msg := fmt.Sprintf("%d/%d nodes converged; changing %v; waiting %d", c.Converged, c.Selected, plan.Bounded(rollout.InProgress), len(rollout.Pending))
-		if rollout.RouteMTU != nil {
-			msg += fmt.Sprintf("; routes pinned to MTU %d until all nodes converge", *rollout.RouteMTU)
-		}
-		setCondition(policy, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionFalse, mtuv1alpha1.ReasonRollingOut, msg)
-		return plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonRollingOut, Message: msg}}
-	}
-	pinned := 0
-	for _, n := range nodes {
-		if n.State != nil && n.State.Status.RouteMTU != nil {
-			pinned++
-		}
-	}
-	if pinned > 0 {
-		msg := fmt.Sprintf("all %d nodes converged; releasing route MTU pins on %d", c.Selected, pinned)
-		setCondition(policy, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionFalse, mtuv1alpha1.ReasonRollingOut, msg)
-		return plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonRollingOut, Message: msg}}
-	}
-	setCondition(policy, mtuv1alpha1.ConditionNodesConverged, metav1.ConditionTrue, mtuv1alpha1.ReasonAllNodesConverged, fmt.Sprintf("all %d nodes converged", c.Selected))
-	return plan.Verdict{Ready: summary}
 }
 
 func conditionMessage(policy *mtuv1alpha1.NetworkMTUPolicy, conditionType string) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/agent"
 	"github.com/mtu-operator/mtu-operator/internal/remediate"
 )
 
@@ -39,28 +41,19 @@ func stalePodFixture(t *testing.T, name, node string, owned bool) {
 	})
 }
 
-// reportStale writes, as the node's agent would, that the node has converged and lists the
-// stale pods it found.
-func reportStale(t *testing.T, node string, stale ...mtuv1alpha1.StalePod) {
+// simulateAgent runs a simulated agent on node for the rest of the test: it reports as the
+// real agent does, with the given stale pods.
+func simulateAgent(t *testing.T, a *agent.Simulated) {
 	t.Helper()
-	ctx := context.Background()
-	eventually(t, "the agent's report on "+node, func() error {
-		s := &mtuv1alpha1.NodeMTUState{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Name: node}, s); err != nil {
-			return err
-		}
-		if s.Spec.Phase != mtuv1alpha1.PhaseConverge {
-			return fmt.Errorf("phase %s", s.Spec.Phase)
-		}
-		s.Status.Interfaces = nil
-		for _, i := range s.Spec.Interfaces {
-			s.Status.Interfaces = append(s.Status.Interfaces, mtuv1alpha1.InterfaceState{Name: i.Name, MTU: i.MTU, Present: true})
-		}
-		s.Status.UnderlayMTU = 1500
-		s.Status.Underlay = []mtuv1alpha1.UnderlayInterface{{Name: "eth0", MTU: 1500, DefaultRoute: true}}
-		s.Status.StalePods, s.Status.StalePodCount = stale, int32(len(stale))
-		s.Status.ObservedGeneration = s.Generation
-		return env.Client.Status().Update(ctx, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Run(ctx, 50*time.Millisecond)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
 	})
 }
 
@@ -99,7 +92,8 @@ func TestStalePodsReportedThenEvicted(t *testing.T) {
 	for _, name := range []string{"bare", "web-1", "web-2", "web-3"} {
 		stale = append(stale, mtuv1alpha1.StalePod{Namespace: "default", Name: name, Interface: "eth0", MTU: 1450})
 	}
-	reportStale(t, node.Name, stale...)
+	simulateAgent(t, &agent.Simulated{Client: env.Client, Node: node.Name, Underlay: 1500,
+		Devices: map[string]int32{"flannel.4096": 1450, "cni0": 1450}, Stale: stale})
 
 	// Report: every stale pod is annotated with the reason and the fix; the policy counts them.
 	got := waitForStatus(t, p, func(p *mtuv1alpha1.NetworkMTUPolicy) error {

@@ -42,6 +42,8 @@ const (
 	ReasonRollingOut        = "RollingOut"
 	ReasonAllNodesConverged = "AllNodesConverged"
 	ReasonNodeFailed        = "NodeChangeFailed"
+	ReasonNodesSilent       = "NodesNotReporting"
+	ReasonLoweringRefused   = "LoweringNotAllowed"
 	ReasonUnderlayMatches   = "UnderlayMatches"
 	ReasonUnderlayMismatch  = "UnderlayMismatch"
 	ReasonNoStalePods       = "NoStalePods"

@@ -70,6 +70,13 @@ type UnderlaySpec struct {
 	// +kubebuilder:default=Observe
 	// +optional
 	Management UnderlayManagement `json:"management,omitempty"`
+
+	// allowLowering lets management Enforce lower a NIC whose MTU is above mtu. Without it the
+	// operator only raises NICs: a typo in mtu (1500 on a 9000 network) would otherwise shrink
+	// every node's NIC, and small probes pass either way. The DryRun plan lists every NIC it
+	// would change.
+	// +optional
+	AllowLowering bool `json:"allowLowering,omitempty"`
 }
 
 // EncapsulationType is how pod traffic crosses the underlay between nodes.
@@ -460,12 +467,71 @@ type NetworkMTUPolicyStatus struct {
 	// +optional
 	Pods PodCounts `json:"pods,omitempty"`
 
+	// migration is where the rollout of the current generation stands; see
+	// docs/design/migrations.md for the phases.
+	// +optional
+	Migration *MigrationStatus `json:"migration,omitempty"`
+
 	// podMTUHistory are the pod MTUs this policy computed before, newest first, so a pod
 	// still at one of them can be explained ("1450 predates the switch from VXLAN to None").
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=4
 	// +optional
 	PodMTUHistory []PodMTUEra `json:"podMTUHistory,omitempty"`
+}
+
+// MigrationPhase is a step of the migration protocol.
+// +kubebuilder:validation:Enum=Gathering;Planned;Pinning;RaisingDevices;Configuring;RestartingCNI;LoweringDevices;Releasing;Done
+// +kubebuilder:validation:MaxLength=32
+type MigrationPhase string
+
+// The migration phases, in the order a migration passes them. A raise changes devices before
+// the configuration, a lower after it; a migration skips the phases it does not need.
+const (
+	// MigrationGathering: waiting for every selected node to report its underlay and devices.
+	MigrationGathering MigrationPhase = "Gathering"
+	// MigrationPlanned: DryRun; the plan is in status.plannedChanges, nothing changes.
+	MigrationPlanned MigrationPhase = "Planned"
+	// MigrationPinning: every node pins its routes to the pod networks at the routable MTU.
+	MigrationPinning MigrationPhase = "Pinning"
+	// MigrationRaisingDevices: nodes raise their NIC, tunnel and bridge, a few at a time.
+	MigrationRaisingDevices MigrationPhase = "RaisingDevices"
+	// MigrationConfiguring: the CNI's configuration is written.
+	MigrationConfiguring MigrationPhase = "Configuring"
+	// MigrationRestartingCNI: the CNI's agent restarts node by node, a few at a time.
+	MigrationRestartingCNI MigrationPhase = "RestartingCNI"
+	// MigrationLoweringDevices: nodes lower their bridge, tunnel and NIC, a few at a time.
+	MigrationLoweringDevices MigrationPhase = "LoweringDevices"
+	// MigrationReleasing: every node releases its route pins and flushes what pods learnt.
+	MigrationReleasing MigrationPhase = "Releasing"
+	// MigrationDone: every node is at the target and nothing is pinned.
+	MigrationDone MigrationPhase = "Done"
+)
+
+// MigrationStatus is the cluster-wide state of a migration; each node's part is in its
+// NodeMTUState.
+type MigrationStatus struct {
+	// generation of the policy this migration carries out.
+	// +kubebuilder:validation:Minimum=0
+	// +required
+	Generation int64 `json:"generation"`
+	// phase the migration is in.
+	// +required
+	Phase MigrationPhase `json:"phase"`
+	// routableMTU is the largest packet every path between selected nodes carries at every
+	// moment of the migration: the smaller of the pod MTU in play before and after. Routes
+	// are pinned to it while devices or the CNI change.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	RoutableMTU int32 `json:"routableMTU,omitempty"`
+	// startedAt is when the operator began this generation's migration.
+	// +required
+	StartedAt metav1.Time `json:"startedAt"`
+	// configWrittenAt is when the CNI's configuration was last written; a node's CNI agent
+	// started before it still runs the old configuration.
+	// +optional
+	ConfigWrittenAt *metav1.Time `json:"configWrittenAt,omitempty"`
 }
 
 // NetworkMTUPolicy declares the MTU of the cluster network: the underlay MTU and the

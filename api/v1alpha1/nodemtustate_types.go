@@ -41,19 +41,34 @@ type NodeProbe struct {
 	// +kubebuilder:validation:MaxLength=261
 	// +optional
 	APIServer string `json:"apiServer,omitempty"`
-	// peers are addresses of other selected nodes, pinged with a don't-fragment packet of the
-	// new size, so a path that cannot carry it fails instead of fragmenting.
-	// +listType=set
+	// peers are other selected nodes, each pinged with a don't-fragment packet of the size
+	// that must reach it now, so a path that cannot carry it fails instead of fragmenting.
+	// +listType=map
+	// +listMapKey=address
 	// +kubebuilder:validation:MaxItems=3
-	// +kubebuilder:validation:items:MaxLength=45
 	// +optional
-	Peers []string `json:"peers,omitempty"`
+	Peers []ProbePeer `json:"peers,omitempty"`
 	// timeoutSeconds bounds the probe; the change is rolled back when it expires.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=300
 	// +kubebuilder:default=10
 	// +optional
 	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// ProbePeer is a node to probe and the largest packet that must reach it now.
+type ProbePeer struct {
+	// address of the peer on its underlay.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=45
+	// +required
+	Address string `json:"address"`
+	// size of the don't-fragment packet, IP header included: the full underlay MTU when the
+	// peer already carries it, what the peer's NIC carries now otherwise.
+	// +kubebuilder:validation:Minimum=68
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	Size int32 `json:"size"`
 }
 
 // NodePhase says whether the agent may change the node.
@@ -118,7 +133,17 @@ type NodeMTUStateSpec struct {
 	// podAction is what to do with pods whose MTU is stale.
 	// +optional
 	PodAction StalePodAction `json:"podAction,omitempty"`
+	// attempt counts the retries of this policy generation on this node. The agent never
+	// retries a change that failed on its own; the controller raises attempt when a person
+	// asks for a retry (the networking.mtu-operator.io/retry annotation).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
 }
+
+// RetryAnnotation on a NodeMTUState asks the controller to retry the node's failed change
+// once; the controller removes it when it hands the change out again.
+const RetryAnnotation = "networking.mtu-operator.io/retry"
 
 // UnderlayInterface is an interface the agent takes for the underlay.
 type UnderlayInterface struct {
@@ -185,6 +210,10 @@ type Transaction struct {
 	// +kubebuilder:validation:Minimum=0
 	// +required
 	PolicyGeneration int64 `json:"policyGeneration"`
+	// attempt of that generation (spec.attempt) the change was.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
 	// outcome of the change.
 	// +required
 	Outcome TransactionOutcome `json:"outcome"`

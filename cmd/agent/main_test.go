@@ -138,7 +138,8 @@ func TestAgentInANamespace(t *testing.T) {
 	state.Spec = mtuv1alpha1.NodeMTUStateSpec{
 		Policy: "jumbo", Phase: mtuv1alpha1.PhaseObserve, UnderlayInterfacePattern: "^eth",
 		Interfaces: []mtuv1alpha1.ManagedInterface{{Name: "flannel.1", Role: mtuv1alpha1.RoleTunnel, MTU: 8950}, {Name: "cni0", Role: mtuv1alpha1.RoleBridge, MTU: 8950}},
-		Probe:      mtuv1alpha1.NodeProbe{APIServer: apiServer, Peers: []string{"192.0.2.2"}, TimeoutSeconds: 3},
+		// The peer must carry the full 9000 once the NICs are raised (step 2).
+		Probe: mtuv1alpha1.NodeProbe{APIServer: apiServer, Peers: []mtuv1alpha1.ProbePeer{{Address: "192.0.2.2", Size: 9000}}, TimeoutSeconds: 3},
 	}
 	if err := env.Client.Create(ctx, state); err != nil {
 		t.Fatal(err)
@@ -289,7 +290,7 @@ func TestAgentCorrectsStalePodsInPlace(t *testing.T) {
 	state.Spec = mtuv1alpha1.NodeMTUStateSpec{
 		Policy: "noencap", Phase: mtuv1alpha1.PhaseConverge, UnderlayInterfacePattern: "^eth", PodMTU: 1500,
 		Interfaces: []mtuv1alpha1.ManagedInterface{{Name: "cni0", Role: mtuv1alpha1.RoleBridge, MTU: 1500}},
-		Probe:      mtuv1alpha1.NodeProbe{APIServer: apiServer, Peers: []string{"192.0.2.2"}, TimeoutSeconds: 3},
+		Probe:      mtuv1alpha1.NodeProbe{APIServer: apiServer, Peers: []mtuv1alpha1.ProbePeer{{Address: "192.0.2.2", Size: 1500}}, TimeoutSeconds: 3},
 		PodAction:  mtuv1alpha1.StalePodReport,
 	}
 	if err := env.Client.Create(ctx, state); err != nil {

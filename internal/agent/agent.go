@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -32,6 +34,7 @@ import (
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
+	"github.com/mtu-operator/mtu-operator/internal/node/pods"
 	"github.com/mtu-operator/mtu-operator/internal/node/probe"
 	"github.com/mtu-operator/mtu-operator/internal/node/routepin"
 	"github.com/mtu-operator/mtu-operator/internal/node/txn"
@@ -45,15 +48,13 @@ const FieldManager = "mtu-operator-agent"
 const (
 	// resyncPeriod re-reads the node even without events.
 	resyncPeriod = 5 * time.Minute
-	// retryAfterFailure is how long a failed change waits before the agent tries it again.
-	retryAfterFailure = 2 * time.Minute
 	// podResyncPeriod re-inventories pods; pod events on this node also trigger it.
 	podResyncPeriod = time.Minute
 )
 
-// ProberFactory builds the probe for a change: what must still work once the node's underlay
-// carries packets of size bytes.
-type ProberFactory func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober
+// ProberFactory builds the probe for a change from the spec: what must still work once the
+// node has changed (the API server; each peer at the size the spec gives for it).
+type ProberFactory func(spec mtuv1alpha1.NodeProbe) probe.Prober
 
 // Reconciler reconciles one node.
 type Reconciler struct {
@@ -70,11 +71,9 @@ type Reconciler struct {
 	// (/var/run/netns for containerd and CRI-O); empty turns the pod inventory off.
 	PodNetnsDir string
 
-	// last is the agent's own record of its last transaction and the spec generation it
-	// served. The agent alone writes that status, so this record is authoritative even when the
+	// last is the agent's own record of its last transaction. The agent alone writes that status, so this record is authoritative even when the
 	// cache has not caught up with the status it just wrote.
-	last           *mtuv1alpha1.Transaction
-	lastGeneration int64
+	last *mtuv1alpha1.Transaction
 }
 
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates,verbs=get;list;watch
@@ -106,9 +105,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 
 	result := ctrl.Result{RequeueAfter: resyncPeriod}
 	if spec.Phase == mtuv1alpha1.PhaseConverge {
-		if wait := r.converge(ctx, state, u); wait > 0 {
-			result.RequeueAfter = wait
-		}
+		r.converge(ctx, state, u)
 	}
 	if err := r.pinRoutes(spec, status); err != nil {
 		// A CNI device that does not exist (yet) has no routes to pin; anything else is
@@ -183,35 +180,32 @@ func (r *Reconciler) nodeAddresses(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// converge applies the changes the spec asks for as one transaction. It returns how long to
-// wait before retrying when the last attempt at this spec failed.
-func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) time.Duration {
-	last, lastGeneration := state.Status.LastTransaction, state.Status.ObservedGeneration
+// converge applies the changes the spec asks for as one transaction. A change that failed is
+// not tried again on its own: the node stays as the rollback left it, and the controller hands
+// out a new attempt only when a person asks (or the policy changes).
+func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) {
+	last := state.Status.LastTransaction
 	if r.last != nil && (last == nil || r.last.Time.After(last.Time.Time)) {
-		last, lastGeneration = r.last, r.lastGeneration
+		last = r.last
 		state.Status.LastTransaction = r.last.DeepCopy()
 	}
-	if last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted && lastGeneration == state.Generation {
-		if wait := retryAfterFailure - time.Since(last.Time.Time); wait > 0 {
-			return wait
-		}
+	if last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted &&
+		last.PolicyGeneration == state.Spec.PolicyGeneration && last.Attempt == state.Spec.Attempt {
+		return
 	}
 	changes := changesFor(state.Spec, u)
 	if len(changes) == 0 {
-		return 0
-	}
-	underlayMTU := int(u.mtu)
-	if state.Spec.UnderlayMTU != nil {
-		underlayMTU = int(*state.Spec.UnderlayMTU)
+		return
 	}
 	t := txn.Transaction{
 		Links:        r.Links,
-		Probe:        r.Probes(state.Spec.Probe, underlayMTU),
+		Probe:        r.Probes(state.Spec.Probe),
 		ProbeTimeout: time.Duration(state.Spec.Probe.TimeoutSeconds) * time.Second,
 	}
 	res := t.Run(ctx, changes)
 	record := &mtuv1alpha1.Transaction{
 		PolicyGeneration: state.Spec.PolicyGeneration,
+		Attempt:          state.Spec.Attempt,
 		Outcome:          mtuv1alpha1.TransactionOutcome(res.Outcome),
 		Reason:           string(res.Outcome),
 		Message:          truncate(res.Reason, 1024),
@@ -223,12 +217,8 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 		}
 	}
 	state.Status.LastTransaction = record
-	r.last, r.lastGeneration = record.DeepCopy(), state.Generation
+	r.last = record.DeepCopy()
 	log.FromContext(ctx).Info("transaction", "outcome", res.Outcome, "reason", res.Reason)
-	if res.Outcome != txn.Committed {
-		return retryAfterFailure
-	}
-	return 0
 }
 
 // changesFor lists what differs from the spec: the underlay when enforced, then every managed
@@ -261,6 +251,11 @@ func (r *Reconciler) pinRoutes(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1a
 		if err := r.Pinner.Release(); err != nil {
 			return err
 		}
+		if status.RouteMTU != nil {
+			// Pods that sent large packets through the pin learnt its MTU and would keep it for
+			// ten minutes: forget it, so the new size works at once.
+			r.flushPodPathMTUs()
+		}
 		status.RouteMTU = nil
 		return nil
 	}
@@ -271,6 +266,21 @@ func (r *Reconciler) pinRoutes(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1a
 	pinned := *spec.RouteMTU
 	status.RouteMTU = &pinned
 	return r.Pinner.Pin(devices, int(*spec.RouteMTU))
+}
+
+// flushPodPathMTUs makes every pod on the node forget the path MTUs it learnt. A pod that
+// cannot be flushed keeps its learnt MTU until it expires, which costs speed, not packets.
+func (r *Reconciler) flushPodPathMTUs() {
+	if r.PodNetnsDir == "" {
+		return
+	}
+	entries, err := os.ReadDir(r.PodNetnsDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		_ = pods.FlushPathMTU(filepath.Join(r.PodNetnsDir, e.Name()))
+	}
 }
 
 // observeInterfaces reports every managed interface as the kernel has it now.
@@ -383,18 +393,18 @@ func LinkEvents(ctx context.Context, links netdev.Interfaces) <-chan event.Gener
 }
 
 // DefaultProbes probes the API server over TCP and each peer with a don't-fragment ICMP echo
-// of the underlay MTU, so a path that cannot carry full-size packets fails the change instead
-// of black-holing them later.
+// of the size the spec gives for it (what must reach that peer now), so a path that cannot
+// carry it fails the change instead of black-holing packets later.
 func DefaultProbes(apiServer string) ProberFactory {
-	return func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober {
+	return func(spec mtuv1alpha1.NodeProbe) probe.Prober {
 		timeout := time.Duration(spec.TimeoutSeconds) * time.Second
 		var probers []probe.Prober
 		if target := cmp.Or(spec.APIServer, apiServer); target != "" {
 			probers = append(probers, probe.TCP(target, timeout))
 		}
 		for _, p := range spec.Peers {
-			if addr, err := netip.ParseAddr(p); err == nil && size > 0 {
-				probers = append(probers, probe.ICMPDF(addr, size, timeout))
+			if addr, err := netip.ParseAddr(p.Address); err == nil && p.Size > 0 {
+				probers = append(probers, probe.ICMPDF(addr, int(p.Size), timeout))
 			}
 		}
 		return probe.All(probers...)

@@ -60,6 +60,10 @@ func (r *Reconciler) inventoryPods(ctx context.Context, state *mtuv1alpha1.NodeM
 					stale.Message = "raising waits until this node has converged and its path is verified at the new size"
 				default:
 					err := pods.SetMTU(ns.Path, iface.Name, r.Links, iface.HostPeerName, int(spec.PodMTU))
+					if err == nil && raising {
+						// What the pod learnt at its old size would hold it back for ten minutes.
+						err = pods.FlushPathMTU(ns.Path)
+					}
 					if err == nil {
 						status.PodsCorrected++
 						continue

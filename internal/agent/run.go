@@ -82,8 +82,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	probes := DefaultProbes(cmp.Or(o.APIServerProbeAddress, apiServerAddress(cfg)))
 	if ns != nil {
 		inner := probes
-		probes = func(spec mtuv1alpha1.NodeProbe, size int) probe.Prober {
-			return probe.InNamespace(*ns, inner(spec, size))
+		probes = func(spec mtuv1alpha1.NodeProbe) probe.Prober {
+			return probe.InNamespace(*ns, inner(spec))
 		}
 	}
 	r := &Reconciler{Client: mgr.GetClient(), NodeName: o.NodeName, Links: links, Pinner: routepin.New(links), Probes: probes, PodNetnsDir: o.PodNetnsDir}

@@ -119,7 +119,7 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 	for _, n := range nodes {
 		r := &agent.Reconciler{
 			Client: mgr.GetClient(), NodeName: n.name, Links: n.links, Pinner: routepin.New(n.links),
-			Probes: func(mtuv1alpha1.NodeProbe, int) probe.Prober {
+			Probes: func(mtuv1alpha1.NodeProbe) probe.Prober {
 				return probe.Func(func(ctx context.Context) error {
 					select {
 					case <-time.After(probeDelay):

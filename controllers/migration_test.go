@@ -1,0 +1,275 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/agent"
+)
+
+// daemonSetController plays the DaemonSet controller and the kubelets for ds: it keeps one
+// Ready pod per node, replacing a deleted one, and logs each replacement.
+type daemonSetController struct {
+	ds    *appsv1.DaemonSet
+	nodes []string
+	mu    sync.Mutex
+	// restarts are the nodes whose pod was replaced, in order, with the time.
+	restarts []string
+	down     int // most pods down at once
+}
+
+func (c *daemonSetController) run(ctx context.Context, t *testing.T) {
+	for ctx.Err() == nil {
+		if err := c.sync(ctx); err != nil && ctx.Err() == nil {
+			t.Logf("daemonset controller: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *daemonSetController) sync(ctx context.Context) error {
+	var pods corev1.PodList
+	if err := env.Client.List(ctx, &pods, client.InNamespace(c.ds.Namespace), client.MatchingLabels(c.ds.Spec.Selector.MatchLabels)); err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	down := 0
+	for i := range pods.Items {
+		if p := &pods.Items[i]; p.DeletionTimestamp == nil {
+			live[p.Spec.NodeName] = true
+		} else {
+			down++
+		}
+	}
+	// As the DaemonSet controller does, the status counts a node whose pod is going or gone.
+	if err := c.reportUnavailable(ctx, len(c.nodes)-len(live)); err != nil {
+		return err
+	}
+	for i := range pods.Items {
+		if p := &pods.Items[i]; p.DeletionTimestamp != nil {
+			if err := env.Client.Delete(ctx, p, client.GracePeriodSeconds(0)); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+	}
+	c.mu.Lock()
+	c.down = max(c.down, down)
+	c.mu.Unlock()
+	for _, node := range c.nodes {
+		if live[node] {
+			continue
+		}
+		if err := createAgentPod(ctx, c.ds, node); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.restarts = append(c.restarts, node)
+		c.mu.Unlock()
+	}
+	return c.reportUnavailable(ctx, 0)
+}
+
+func (c *daemonSetController) reportUnavailable(ctx context.Context, unavailable int) error {
+	ds := &appsv1.DaemonSet{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(c.ds), ds); err != nil {
+		return err
+	}
+	if ds.Status.NumberUnavailable == int32(unavailable) {
+		return nil
+	}
+	ds.Status.NumberUnavailable = int32(unavailable)
+	return env.Client.Status().Update(ctx, ds)
+}
+
+func createAgentPod(ctx context.Context, ds *appsv1.DaemonSet, node string) error {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ds.Namespace, GenerateName: ds.Name + "-", Labels: ds.Spec.Template.Labels}}
+	p.Spec = *ds.Spec.Template.Spec.DeepCopy()
+	p.Spec.NodeName = node
+	if err := env.Client.Create(ctx, p); err != nil {
+		return err
+	}
+	p.Status.Phase = corev1.PodRunning
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	return env.Client.Status().Update(ctx, p)
+}
+
+// fixtureRun tells apart the objects of repeated runs (go test -count), which the API server
+// and the manager's cache may still hold for a moment.
+var fixtureRun atomic.Int32
+
+// migrationFixture creates nodes with simulated agents at a 1500 underlay under flannel, and
+// the flannel DaemonSet's pods on them.
+func migrationFixture(t *testing.T, prefix string, n int) ([]*agent.Simulated, *daemonSetController) {
+	t.Helper()
+	prefix = fmt.Sprintf("%s%d", prefix, fixtureRun.Add(1))
+	flannelFixture(t, flannelNetConf)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		var pods corev1.PodList
+		_ = env.Client.List(context.Background(), &pods, client.InNamespace("kube-flannel"))
+		for i := range pods.Items {
+			_ = env.Client.Delete(context.Background(), &pods.Items[i], client.GracePeriodSeconds(0))
+		}
+	})
+	ds := &appsv1.DaemonSet{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "kube-flannel", Name: "kube-flannel-ds"}, ds); err != nil {
+		t.Fatal(err)
+	}
+	// The manager finds the DaemonSet in its cache; a DaemonSet it cannot see is one it
+	// cannot pace.
+	eventually(t, "the DaemonSet in the manager's cache", func() error {
+		cached := &appsv1.DaemonSet{}
+		if err := managerClient.Get(ctx, client.ObjectKeyFromObject(ds), cached); err != nil {
+			return err
+		}
+		if cached.UID != ds.UID {
+			return fmt.Errorf("the cache still has the DaemonSet of an earlier test")
+		}
+		return nil
+	})
+	c := &daemonSetController{ds: ds}
+	var agents []*agent.Simulated
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		node := &corev1.Node{}
+		node.Name = name
+		node.Labels = map[string]string{"migration": prefix}
+		createObject(t, node)
+		t.Cleanup(func() {
+			s := &mtuv1alpha1.NodeMTUState{}
+			s.Name = name
+			_ = env.Client.Delete(context.Background(), s) // envtest has no garbage collector
+		})
+		c.nodes = append(c.nodes, name)
+		if err := createAgentPod(ctx, ds, name); err != nil {
+			t.Fatal(err)
+		}
+		a := &agent.Simulated{Client: env.Client, Node: name, Underlay: 1500, Address: fmt.Sprintf("192.0.2.%d", i+1),
+			Devices: map[string]int32{"flannel.4096": 1450, "cni0": 1450}}
+		agents = append(agents, a)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Run(ctx, 50*time.Millisecond)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.run(ctx, t)
+	}()
+	return agents, c
+}
+
+func jumboPolicy(name, selector string) *mtuv1alpha1.NetworkMTUPolicy {
+	p := newPolicy(name, 9000, mtuv1alpha1.EncapsulationVXLAN)
+	p.Spec.Underlay.Management = mtuv1alpha1.UnderlayEnforce
+	one := intstr.FromInt32(1)
+	p.Spec.Rollout.MaxUnavailable = &one
+	p.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"migration": selector}}
+	return p
+}
+
+// TestPacedMigration: a whole cluster raised from 1500 to 9000 with maxUnavailable 1 ends
+// Ready, the configuration written only after every NIC carries it, each node's CNI agent
+// restarted by deleting its pod, one at a time, and no pin left.
+func TestPacedMigration(t *testing.T) {
+	agents, ds := migrationFixture(t, "paced", 3)
+	p := jumboPolicy(agents[0].Node[:len(agents[0].Node)-2], agents[0].Node[:len(agents[0].Node)-2])
+	createPolicy(t, p)
+
+	// Until every NIC carries 9000, the configuration waits.
+	sawWaiting := false
+	got := waitForStatus(t, p, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
+		raised := 0
+		for _, a := range agents {
+			if a.UnderlayMTU() == 9000 {
+				raised++
+			}
+		}
+		cm := getConfigMap(t, "kube-flannel", "kube-flannel-cfg")
+		if b := backend(t, cm.Data["net-conf.json"]); b["MTU"] != nil && raised < len(agents) {
+			t.Fatalf("configuration written with %d of %d NICs raised", raised, len(agents))
+		}
+		if c := condition(p, mtuv1alpha1.ConditionConfigApplied); c.Status == metav1.ConditionFalse && c.Reason == mtuv1alpha1.ReasonRollingOut {
+			sawWaiting = true
+		}
+		if p.Status.Migration != nil {
+			t.Logf("phase %s written %v: %s", p.Status.Migration.Phase, p.Status.Migration.ConfigWrittenAt, condition(p, mtuv1alpha1.ConditionNodesConverged).Message)
+		}
+		return ready(p)
+	})
+	if !sawWaiting {
+		t.Errorf("ConfigApplied never said the configuration waits for the devices")
+	}
+	if got.Status.Migration == nil || got.Status.Migration.Phase != mtuv1alpha1.MigrationDone || got.Status.Migration.ConfigWrittenAt == nil {
+		t.Errorf("migration %+v", got.Status.Migration)
+	}
+	ds.mu.Lock()
+	restarts, down := slices.Clone(ds.restarts), ds.down
+	ds.mu.Unlock()
+	slices.Sort(restarts)
+	if fmt.Sprint(restarts) != fmt.Sprintf("[%s-0 %s-1 %s-2]", p.Name, p.Name, p.Name) || down > 1 {
+		t.Logf("migration %+v", got.Status.Migration)
+		t.Errorf("CNI agents restarted %v, at most %d at once; want each node once, one at a time", restarts, down)
+	}
+	var states mtuv1alpha1.NodeMTUStateList
+	if err := env.Client.List(context.Background(), &states); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states.Items {
+		if s.Spec.Policy == p.Name && (s.Spec.RouteMTU != nil || s.Status.RouteMTU != nil) {
+			t.Errorf("%s still pinned: spec %v status %v", s.Name, s.Spec.RouteMTU, s.Status.RouteMTU)
+		}
+	}
+}
+
+// TestFailedNodeRetriedByAnnotation: a node whose change fails halts the rollout and is not
+// retried on its own; the retry annotation retries it once, and is removed.
+func TestFailedNodeRetriedByAnnotation(t *testing.T) {
+	agents, _ := migrationFixture(t, "retry", 2)
+	agents[0].SetRefuse(true)
+	p := jumboPolicy(agents[0].Node[:len(agents[0].Node)-2], agents[0].Node[:len(agents[0].Node)-2])
+	createPolicy(t, p)
+	waitForStatus(t, p, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
+		return conditionIs(p, mtuv1alpha1.ConditionStalled, "True", mtuv1alpha1.ReasonNodeFailed)
+	})
+	ctx := context.Background()
+	state := &mtuv1alpha1.NodeMTUState{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: agents[0].Node}, state); err != nil {
+		t.Fatal(err)
+	}
+	if state.Spec.Phase != mtuv1alpha1.PhaseObserve {
+		t.Errorf("failed node in %s, want Observe", state.Spec.Phase)
+	}
+	agents[0].SetRefuse(false)
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"annotations":{"`+mtuv1alpha1.RetryAnnotation+`":"true"}}}`))
+	if err := env.Client.Patch(ctx, state, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitForStatus(t, p, ready)
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: agents[0].Node}, state); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := state.Annotations[mtuv1alpha1.RetryAnnotation]; ok || state.Spec.Attempt != 1 {
+		t.Errorf("after the retry: annotations %v attempt %d", state.Annotations, state.Spec.Attempt)
+	}
+}

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+)
+
+// Simulated is an agent without a kernel: it follows the NodeMTUState contract as the real
+// agent does (report on every spec; with Converge, commit the spec's MTUs; pin what the spec
+// pins; never retry a failed attempt), for tests and benchmarks of the controller. It lives
+// beside the real agent and shares its report code, so the two cannot drift apart.
+type Simulated struct {
+	Client client.Client
+	Node   string
+	// Underlay is the node's NIC MTU until a spec sets another; Address its underlay address.
+	Underlay int32
+	Address  string
+	// Devices are the MTUs of the CNI's devices present on the node, by name.
+	Devices map[string]int32
+	// Stale are the stale pods it reports.
+	Stale []mtuv1alpha1.StalePod
+	// Refuse makes every change fail its probe, as a node that loses its peers would.
+	Refuse bool
+
+	mu sync.Mutex // guards the fields above once Run has started
+}
+
+// SetRefuse sets Refuse while the agent runs.
+func (s *Simulated) SetRefuse(refuse bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Refuse = refuse
+}
+
+// UnderlayMTU is the simulated NIC's MTU now.
+func (s *Simulated) UnderlayMTU() int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Underlay
+}
+
+// Run reports until ctx ends, polling its NodeMTUState.
+func (s *Simulated) Run(ctx context.Context, every time.Duration) {
+	for ctx.Err() == nil {
+		_ = s.Step(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(every):
+		}
+	}
+}
+
+// Step acts on the node's spec once, if the agent has not reported on it yet.
+func (s *Simulated) Step(ctx context.Context) error {
+	state := &mtuv1alpha1.NodeMTUState{}
+	if err := s.Client.Get(ctx, types.NamespacedName{Name: s.Node}, state); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if state.Status.ObservedGeneration >= state.Generation && state.Status.UnderlayMTU != 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	base := state.DeepCopy()
+	spec, status := state.Spec, &state.Status
+	last := status.LastTransaction
+	failedBefore := last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted && last.PolicyGeneration == spec.PolicyGeneration && last.Attempt == spec.Attempt
+	if spec.Phase == mtuv1alpha1.PhaseConverge && !failedBefore {
+		s.converge(spec, status)
+	}
+	status.Underlay = []mtuv1alpha1.UnderlayInterface{{Name: "eth0", MTU: s.Underlay, DefaultRoute: true}}
+	status.UnderlayMTU = s.Underlay
+	if s.Address != "" {
+		status.UnderlayAddresses = []string{s.Address}
+	}
+	status.RouteMTU = spec.RouteMTU
+	status.Interfaces = nil
+	for _, i := range spec.Interfaces {
+		m, ok := s.Devices[i.Name]
+		status.Interfaces = append(status.Interfaces, mtuv1alpha1.InterfaceState{Name: i.Name, MTU: m, Present: ok})
+	}
+	status.StalePods, status.StalePodCount = s.Stale, int32(len(s.Stale))
+	setConverged(state)
+	status.ObservedGeneration = state.Generation
+	return s.Client.Status().Patch(ctx, state, client.MergeFrom(base), client.FieldOwner(FieldManager))
+}
+
+// converge changes the simulated devices as one transaction.
+func (s *Simulated) converge(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1alpha1.NodeMTUStateStatus) {
+	var changes []mtuv1alpha1.InterfaceChange
+	if spec.UnderlayMTU != nil && *spec.UnderlayMTU != s.Underlay {
+		changes = append(changes, mtuv1alpha1.InterfaceChange{Name: "eth0", From: s.Underlay, To: *spec.UnderlayMTU})
+	}
+	for _, i := range spec.Interfaces {
+		if m, ok := s.Devices[i.Name]; ok && m != i.MTU {
+			changes = append(changes, mtuv1alpha1.InterfaceChange{Name: i.Name, From: m, To: i.MTU})
+		}
+	}
+	if len(changes) == 0 {
+		return
+	}
+	t := &mtuv1alpha1.Transaction{PolicyGeneration: spec.PolicyGeneration, Attempt: spec.Attempt, Outcome: mtuv1alpha1.TransactionCommitted, Changes: changes, Time: metav1.Now()}
+	if s.Refuse {
+		t.Outcome, t.Reason, t.Message = mtuv1alpha1.TransactionRolledBack, "ProbeFailed", "probe failed: simulated"
+	} else {
+		if spec.UnderlayMTU != nil {
+			s.Underlay = *spec.UnderlayMTU
+		}
+		for _, i := range spec.Interfaces {
+			if _, ok := s.Devices[i.Name]; ok {
+				s.Devices[i.Name] = i.MTU
+			}
+		}
+	}
+	status.LastTransaction = t
+}

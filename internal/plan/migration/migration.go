@@ -1,0 +1,786 @@
+// Package migration decides, one step at a time, how a policy's MTUs reach the nodes without
+// losing packets: the protocol of docs/design/migrations.md. It is pure: the controller
+// gathers the nodes' reports, the CNI's documents and its agents' pods, calls Decide, and
+// writes what the returned Step says, nothing else.
+package migration
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/plan"
+)
+
+// ReportTimeout is how long a migration waits for every selected node to report before the
+// policy is Stalled naming the silent ones (it keeps waiting after that).
+const ReportTimeout = 2 * time.Minute
+
+// maxPeers bounds the peers each node probes after a change.
+const maxPeers = 3
+
+// cniPollInterval is how often a CNI restart is checked: the manager does not watch pods.
+const cniPollInterval = 2 * time.Second
+
+// CNIPod is a node's CNI agent pod as the controller saw it.
+type CNIPod struct {
+	Created  time.Time
+	Ready    bool
+	Deleting bool
+}
+
+// Node is a selected node.
+type Node struct {
+	Name string
+	// State is its NodeMTUState; nil until the controller created it.
+	State *mtuv1alpha1.NodeMTUState
+	// CNIPod is its CNI agent pod; nil when there is none.
+	CNIPod *CNIPod
+	// RetryRequested: a person asked to retry the node's failed change.
+	RetryRequested bool
+}
+
+// Input is what the controller gathered.
+type Input struct {
+	Policy     string
+	Generation int64
+	DryRun     bool
+	Target     plan.NodeTarget
+	// DeclaredUnderlay is the policy's underlay MTU when it declares one; Enforce says the
+	// agents may change NICs to it, AllowLowering that they may also lower them.
+	DeclaredUnderlay *int32
+	Enforce          bool
+	AllowLowering    bool
+	MaxUnavailable   *intstr.IntOrString
+	Nodes            []Node
+	// ConfigPending: the CNI's documents do not hold the target values.
+	ConfigPending bool
+	// PacedRestart: the operator restarts the CNI's agents itself, deleting one node's agent
+	// pod at a time; CNIRolledOut then says the DaemonSet has no pod unavailable (so a node
+	// without an agent pod has none to restart, rather than one on its way). Otherwise
+	// CNIRolledOut says whether the CNI's own rollout has finished.
+	PacedRestart bool
+	CNIRolledOut bool
+	// Previous is the migration as the policy's status recorded it.
+	Previous *mtuv1alpha1.MigrationStatus
+	Now      time.Time
+}
+
+// Step is what to do now.
+type Step struct {
+	Migration mtuv1alpha1.MigrationStatus
+	// Specs is every selected node's NodeMTUState spec.
+	Specs map[string]mtuv1alpha1.NodeMTUStateSpec
+	// WriteConfig: write the CNI's documents now; the controller then records
+	// Migration.ConfigWrittenAt.
+	WriteConfig bool
+	// RestartCNI are the nodes whose CNI agent pod to delete now.
+	RestartCNI []string
+	// Planned lists every node interface change the migration makes (DryRun's plan).
+	Planned []mtuv1alpha1.ConfigChange
+	Counts  mtuv1alpha1.NodeCounts
+	// Nodes is the NodesConverged condition's status, reason and message.
+	Nodes Report
+	// Verdict is the policy's top-level state as far as the nodes decide it.
+	Verdict plan.Verdict
+	// Underlay compares the nodes' underlay MTUs.
+	Underlay plan.UnderlayReport
+	Requeue  time.Duration
+}
+
+// Report is a condition's status, reason and message.
+type Report struct {
+	Status  bool
+	Unknown bool
+	Reason  string
+	Message string
+}
+
+// Decide returns the next step of the migration.
+func Decide(in Input) Step {
+	d := newDecision(in)
+	d.run()
+	return d.step
+}
+
+type decision struct {
+	in    Input
+	nodes []Node
+	step  Step
+	// want is each node's target in the current phase.
+	want map[string]nodeWant
+}
+
+// nodeWant is what a node's devices must reach in a phase.
+type nodeWant struct {
+	interfaces []mtuv1alpha1.ManagedInterface
+	underlay   *int32
+}
+
+func newDecision(in Input) *decision {
+	nodes := slices.Clone(in.Nodes)
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	d := &decision{in: in, nodes: nodes, want: map[string]nodeWant{}}
+	d.step.Specs = map[string]mtuv1alpha1.NodeMTUStateSpec{}
+	d.step.Counts.Selected = int32(len(nodes))
+	inputs := make([]plan.NodeInput, 0, len(nodes))
+	for _, n := range nodes {
+		inputs = append(inputs, plan.NodeInput{Name: n.Name, State: n.State})
+	}
+	source := mtuv1alpha1.UnderlayAutoDetect
+	if in.DeclaredUnderlay != nil {
+		source = mtuv1alpha1.UnderlayDeclared
+	}
+	d.step.Underlay = plan.CompareUnderlay(source, in.DeclaredUnderlay, inputs)
+	switch p := in.Previous; {
+	case p != nil && p.Generation == in.Generation:
+		d.step.Migration = *p.DeepCopy()
+	default:
+		d.step.Migration = mtuv1alpha1.MigrationStatus{Generation: in.Generation, Phase: mtuv1alpha1.MigrationGathering, StartedAt: metaTime(in.Now)}
+		if p != nil && p.Phase != mtuv1alpha1.MigrationDone && p.ConfigWrittenAt != nil {
+			// Edited mid-rollout: agents started before the last write still need a restart.
+			d.step.Migration.ConfigWrittenAt = p.ConfigWrittenAt.DeepCopy()
+		}
+	}
+	for _, n := range nodes {
+		if n.State == nil || n.State.Status.UnderlayMTU == 0 {
+			// A node that never reported (new, or its agent never ran): gather again first.
+			d.step.Migration.Phase = mtuv1alpha1.MigrationGathering
+		}
+	}
+	for _, n := range nodes {
+		d.step.Counts.Converged += b2i(d.atWant(n, d.finalWant(n)))
+	}
+	return d
+}
+
+// run walks the phases from the recorded one as far as the nodes' reports allow.
+func (d *decision) run() {
+	m := &d.step.Migration
+	// Each phase either waits or moves on, and a migration passes each phase once (a
+	// reverted configuration once more); the bound is a guard.
+	for range 16 {
+		next, wait := d.phase(m.Phase)
+		if next != "" {
+			m.Phase = next
+		}
+		if wait || next == "" {
+			return
+		}
+	}
+}
+
+// phase acts out one phase; it returns the next phase, or done when the migration must wait.
+func (d *decision) phase(p mtuv1alpha1.MigrationPhase) (next mtuv1alpha1.MigrationPhase, done bool) {
+	switch p {
+	case mtuv1alpha1.MigrationGathering, mtuv1alpha1.MigrationPlanned:
+		return d.gather()
+	case mtuv1alpha1.MigrationPinning:
+		return d.pin()
+	case mtuv1alpha1.MigrationRaisingDevices:
+		return d.devices(p, d.raiseWant, mtuv1alpha1.MigrationConfiguring)
+	case mtuv1alpha1.MigrationConfiguring:
+		return d.configure()
+	case mtuv1alpha1.MigrationRestartingCNI:
+		return d.restartCNI()
+	case mtuv1alpha1.MigrationLoweringDevices:
+		return d.devices(p, d.finalWant, mtuv1alpha1.MigrationReleasing)
+	case mtuv1alpha1.MigrationReleasing:
+		return d.release()
+	default:
+		return d.done()
+	}
+}
+
+// gather waits until every node has reported on a spec that names the target interfaces,
+// then decides whether the migration can and must pin.
+func (d *decision) gather() (mtuv1alpha1.MigrationPhase, bool) {
+	var silent []string
+	for _, n := range d.nodes {
+		// Report the target interfaces, change nothing, keep any pin an earlier generation left.
+		d.setSpec(n, mtuv1alpha1.PhaseObserve, d.finalWant(n), currentPin(n))
+		if !reported(n, d.in.Target) {
+			silent = append(silent, n.Name)
+		}
+	}
+	if len(silent) > 0 {
+		waited := d.in.Now.Sub(d.step.Migration.StartedAt.Time)
+		msg := fmt.Sprintf("waiting for %d of %d nodes to report their interfaces: %s", len(silent), len(d.nodes), plan.Bounded(silent))
+		if waited >= ReportTimeout {
+			msg = fmt.Sprintf("%s have not reported for %s: is the agent running there? Nothing is changed until every selected node reports", plan.Bounded(silent), waited.Round(time.Second))
+			d.stall(mtuv1alpha1.ReasonNodesSilent, msg)
+		} else {
+			d.progress(mtuv1alpha1.ReasonNodesSilent, msg)
+			d.step.Requeue = ReportTimeout - waited
+		}
+		return "", true
+	}
+	d.step.Planned = d.plannedChanges()
+	if blocked := d.blocked(); len(blocked) > 0 {
+		d.releaseAll()
+		d.stall(mtuv1alpha1.ReasonUnderlayMismatch, fmt.Sprintf("%s cannot carry the declared %d: pods sized for it would lose large packets there: fix those NICs or set underlay.management Enforce; nothing is changed",
+			plan.Bounded(blocked), ptrOr(d.in.DeclaredUnderlay)))
+		return "", true
+	}
+	if lowered := d.loweredNICs(); len(lowered) > 0 && !d.in.AllowLowering {
+		d.releaseAll()
+		d.stall(mtuv1alpha1.ReasonLoweringRefused, fmt.Sprintf("underlay.mtu %d is below the NICs of %s: lowering NICs needs underlay.allowLowering: true (is %d a typo?); nothing is changed",
+			ptrOr(d.in.DeclaredUnderlay), plan.Bounded(lowered), ptrOr(d.in.DeclaredUnderlay)))
+		return "", true
+	}
+	if d.in.DryRun {
+		d.releaseAll()
+		d.step.Nodes = Report{Unknown: true, Reason: mtuv1alpha1.ReasonDryRun, Message: fmt.Sprintf("DryRun: nodes report, nothing changes; %d node interface change(s) planned", len(d.step.Planned))}
+		return mtuv1alpha1.MigrationPlanned, true
+	}
+	d.step.Migration.RoutableMTU = 0
+	if d.podPathsChange() {
+		d.step.Migration.RoutableMTU = d.routable()
+		return mtuv1alpha1.MigrationPinning, false
+	}
+	return mtuv1alpha1.MigrationRaisingDevices, false
+}
+
+// pin pins every node's routes at the routable MTU and waits until all report it.
+func (d *decision) pin() (mtuv1alpha1.MigrationPhase, bool) {
+	r := d.step.Migration.RoutableMTU
+	var waiting []string
+	for _, n := range d.nodes {
+		d.setSpec(n, mtuv1alpha1.PhaseObserve, d.finalWant(n), &r)
+		if n.State.Status.RouteMTU == nil || *n.State.Status.RouteMTU != r || !d.seenSpec(n) {
+			waiting = append(waiting, n.Name)
+		}
+	}
+	if len(waiting) > 0 {
+		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("pinning routes to MTU %d before anything changes; waiting for %s", r, plan.Bounded(waiting)))
+		return "", true
+	}
+	return mtuv1alpha1.MigrationRaisingDevices, false
+}
+
+// devices hands each node its devices' target for the phase, maxUnavailable nodes at a time,
+// and moves on once every node reached it. A failed node halts the phase.
+func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) nodeWant, next mtuv1alpha1.MigrationPhase) (mtuv1alpha1.MigrationPhase, bool) {
+	pin := d.pinPtr()
+	var changing, pending, failed []string
+	handed := map[string]bool{}
+	for _, n := range d.nodes {
+		w := wantOf(n)
+		d.want[n.Name] = w
+		switch {
+		case d.atWant(n, w):
+		case d.failed(n):
+			failed = append(failed, fmt.Sprintf("%s: %s", n.Name, n.State.Status.LastTransaction.Message))
+		case d.handed(n, w):
+			handed[n.Name] = true
+			changing = append(changing, n.Name)
+		default:
+			pending = append(pending, n.Name)
+		}
+	}
+	d.step.Counts.Failed = int32(len(failed))
+	budget := 0
+	if len(failed) == 0 {
+		budget = max(d.maxUnavailable()-len(changing), 0)
+	}
+	handedNow := pending[:min(budget, len(pending))]
+	for _, name := range handedNow {
+		handed[name] = true
+		changing = append(changing, name)
+	}
+	for _, n := range d.nodes {
+		w := d.want[n.Name]
+		switch {
+		case d.failed(n):
+			// Back to what it committed last (the agent rolled back): report only.
+			d.setSpec(n, mtuv1alpha1.PhaseObserve, w, pin)
+		case handed[n.Name] || d.atWant(n, w):
+			d.setSpec(n, mtuv1alpha1.PhaseConverge, w, pin)
+		default:
+			d.setSpec(n, d.keepPhase(n), d.previousWant(n, w), pin)
+		}
+	}
+	if len(failed) > 0 {
+		d.stall(mtuv1alpha1.ReasonNodeFailed, fmt.Sprintf("%s stopped: %s; the node was put back as it was; fix it, then annotate its NodeMTUState with %s=true (or edit the policy) to retry",
+			phase, strings.Join(failed, "; "), mtuv1alpha1.RetryAnnotation))
+		return "", true
+	}
+	if len(changing) > 0 {
+		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: changing %s; %d waiting%s", phase, plan.Bounded(changing), len(pending)-len(handedNow), d.pinNote()))
+		return "", true
+	}
+	return next, false
+}
+
+// configure writes the CNI's documents once every device carries what they will hand out.
+func (d *decision) configure() (mtuv1alpha1.MigrationPhase, bool) {
+	d.convergeAll(d.raiseWant)
+	if d.in.ConfigPending {
+		d.step.WriteConfig = true
+		d.step.Migration.ConfigWrittenAt = metaTimePtr(d.in.Now)
+	}
+	if d.step.Migration.ConfigWrittenAt == nil {
+		// Nothing to write and never written: no agent needs a restart.
+		return mtuv1alpha1.MigrationLoweringDevices, false
+	}
+	return mtuv1alpha1.MigrationRestartingCNI, false
+}
+
+// restartCNI restarts the CNI's agents maxUnavailable nodes at a time, each from the
+// configuration just written, and waits until every node runs one started after it.
+func (d *decision) restartCNI() (mtuv1alpha1.MigrationPhase, bool) {
+	d.convergeAll(d.raiseWant)
+	if d.in.ConfigPending {
+		// Reverted meanwhile: write again; every agent started before must restart again.
+		d.step.WriteConfig = true
+		d.step.Migration.ConfigWrittenAt = metaTimePtr(d.in.Now)
+	}
+	written := d.step.Migration.ConfigWrittenAt.Time
+	if !d.in.PacedRestart {
+		if d.step.WriteConfig || !d.in.CNIRolledOut {
+			d.progress(mtuv1alpha1.ReasonRollingOut, "waiting for the CNI's own rollout of its agents (not paced by the operator)"+d.pinNote())
+			d.step.Requeue = cniPollInterval
+			return "", true
+		}
+		return mtuv1alpha1.MigrationLoweringDevices, false
+	}
+	if d.in.Now.Before(written.Add(time.Second)) {
+		// Creation times have seconds only: an agent started in the second of the write could
+		// not be told from one started before it. Restart only from the next second on, so
+		// every replacement is visibly newer than the write.
+		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: configuration written; restarting the CNI's agents node by node%s", mtuv1alpha1.MigrationRestartingCNI, d.pinNote()))
+		d.step.Requeue = time.Second
+		return "", true
+	}
+	var stale, restarting []string
+	for _, n := range d.nodes {
+		p := n.CNIPod
+		switch {
+		case p == nil && d.in.CNIRolledOut:
+			// No agent runs on this node (the DaemonSet does not schedule one there).
+		case p == nil || p.Deleting || !p.Ready:
+			restarting = append(restarting, n.Name)
+		case !p.Created.After(written):
+			// Started before the configuration was written (or in its second).
+			stale = append(stale, n.Name)
+		}
+	}
+	if len(stale) == 0 && len(restarting) == 0 {
+		return mtuv1alpha1.MigrationLoweringDevices, false
+	}
+	budget := max(d.maxUnavailable()-len(restarting), 0)
+	d.step.RestartCNI = stale[:min(budget, len(stale))]
+	d.step.Requeue = cniPollInterval
+	d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: restarting the CNI agent on %s; %d to go%s",
+		mtuv1alpha1.MigrationRestartingCNI, plan.Bounded(append(restarting, d.step.RestartCNI...)), len(stale)-len(d.step.RestartCNI), d.pinNote()))
+	return "", true
+}
+
+// release removes every pin once every node is at its target.
+func (d *decision) release() (mtuv1alpha1.MigrationPhase, bool) {
+	var pinned []string
+	for _, n := range d.nodes {
+		d.setSpec(n, mtuv1alpha1.PhaseConverge, d.finalWant(n), nil)
+		if n.State.Status.RouteMTU != nil || !d.seenSpec(n) {
+			pinned = append(pinned, n.Name)
+		}
+	}
+	if len(pinned) > 0 {
+		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("every node is at its target; releasing route pins on %s", plan.Bounded(pinned)))
+		return "", true
+	}
+	d.step.Migration.RoutableMTU = 0
+	return mtuv1alpha1.MigrationDone, false
+}
+
+// done keeps every node at its target; a configuration reverted by hand is written again.
+func (d *decision) done() (mtuv1alpha1.MigrationPhase, bool) {
+	if d.in.ConfigPending && !d.step.WriteConfig {
+		return mtuv1alpha1.MigrationConfiguring, false
+	}
+	d.convergeAll(d.finalWant)
+	var off []string
+	for _, n := range d.nodes {
+		if !d.atWant(n, d.finalWant(n)) {
+			off = append(off, n.Name)
+		}
+	}
+	if len(off) > 0 {
+		// Something changed a device behind the operator's back; the agent puts it back.
+		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%d/%d nodes at target; %s correcting", len(d.nodes)-len(off), len(d.nodes), plan.Bounded(off)))
+		return "", true
+	}
+	d.step.Nodes = Report{Status: true, Reason: mtuv1alpha1.ReasonAllNodesConverged, Message: fmt.Sprintf("all %d nodes converged", len(d.nodes))}
+	return "", true
+}
+
+func (d *decision) convergeAll(wantOf func(Node) nodeWant) {
+	for _, n := range d.nodes {
+		d.setSpec(n, mtuv1alpha1.PhaseConverge, wantOf(n), d.pinPtr())
+	}
+}
+
+func (d *decision) releaseAll() {
+	for _, n := range d.nodes {
+		d.setSpec(n, mtuv1alpha1.PhaseObserve, d.finalWant(n), nil)
+	}
+}
+
+func (d *decision) stall(reason, msg string) {
+	d.step.Nodes = Report{Reason: reason, Message: msg}
+	d.step.Verdict = plan.Verdict{Stalled: &plan.Problem{Reason: reason, Message: msg}}
+}
+
+func (d *decision) progress(reason, msg string) {
+	d.step.Nodes = Report{Reason: reason, Message: msg}
+	d.step.Verdict = plan.Verdict{Progressing: &plan.Problem{Reason: reason, Message: msg}}
+}
+
+// pinPtr is the pin every node holds in the current phase: the routable MTU from pinning
+// until every node has changed, none before or after.
+func (d *decision) pinPtr() *int32 {
+	switch d.step.Migration.Phase {
+	case mtuv1alpha1.MigrationGathering, mtuv1alpha1.MigrationPlanned, mtuv1alpha1.MigrationReleasing, mtuv1alpha1.MigrationDone:
+		return nil
+	}
+	if r := d.step.Migration.RoutableMTU; r > 0 {
+		return &r
+	}
+	return nil
+}
+
+func (d *decision) pinNote() string {
+	if r := d.step.Migration.RoutableMTU; r > 0 {
+		return fmt.Sprintf("; routes pinned to MTU %d until every node has changed", r)
+	}
+	return ""
+}
+
+func (d *decision) maxUnavailable() int {
+	v := d.in.MaxUnavailable
+	if v == nil {
+		return 1
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, len(d.nodes), true)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// setSpec writes a node's spec for this step.
+func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin *int32) {
+	t := d.in.Target
+	spec := mtuv1alpha1.NodeMTUStateSpec{}
+	if n.State != nil && n.State.Spec.Policy == d.in.Policy {
+		spec = *n.State.Spec.DeepCopy()
+	}
+	if spec.PolicyGeneration != d.in.Generation {
+		spec.Attempt = 0
+	}
+	if n.RetryRequested && d.failed(n) {
+		spec.Attempt++
+		phase = mtuv1alpha1.PhaseObserve // handed out again by the next step, within the budget
+	}
+	spec.Policy = d.in.Policy
+	spec.Phase = phase
+	spec.PolicyGeneration = d.in.Generation
+	spec.PodMTU = t.PodMTU
+	spec.UnderlayInterfacePattern = t.InterfacePattern
+	spec.PodAction = t.PodAction
+	spec.Interfaces = slices.Clone(w.interfaces)
+	spec.UnderlayMTU = nil
+	if phase == mtuv1alpha1.PhaseConverge && w.underlay != nil {
+		u := *w.underlay
+		spec.UnderlayMTU = &u
+	}
+	spec.RouteMTU = nil
+	if pin != nil {
+		p := *pin
+		spec.RouteMTU = &p
+	}
+	spec.Probe.Peers = d.peersOf(n, w)
+	d.step.Specs[n.Name] = spec
+}
+
+// peersOf picks up to maxPeers other nodes, following n in name order, each with the largest
+// don't-fragment packet that must reach it once n has changed: the smaller of n's underlay
+// after the change and the peer's underlay now.
+func (d *decision) peersOf(n Node, w nodeWant) []mtuv1alpha1.ProbePeer {
+	i := slices.IndexFunc(d.nodes, func(m Node) bool { return m.Name == n.Name })
+	mine := underlayOf(n)
+	if w.underlay != nil {
+		mine = *w.underlay
+	}
+	var peers []mtuv1alpha1.ProbePeer
+	for k := 1; k < len(d.nodes) && len(peers) < maxPeers; k++ {
+		p := d.nodes[(i+k)%len(d.nodes)]
+		if p.State == nil || len(p.State.Status.UnderlayAddresses) == 0 {
+			continue
+		}
+		size := min(mine, underlayOf(p))
+		if size < 68 {
+			continue
+		}
+		peers = append(peers, mtuv1alpha1.ProbePeer{Address: p.State.Status.UnderlayAddresses[0], Size: size})
+	}
+	return peers
+}
+
+// finalWant is the node's target at the end of the migration.
+func (d *decision) finalWant(n Node) nodeWant {
+	w := nodeWant{interfaces: slices.Clone(d.in.Target.Interfaces)}
+	if d.in.Enforce && d.in.DeclaredUnderlay != nil {
+		w.underlay = d.in.DeclaredUnderlay
+	}
+	return w
+}
+
+// raiseWant is the node's target while devices may only grow: every device at the larger of
+// what it has and its target, so nothing shrinks before the configuration did.
+func (d *decision) raiseWant(n Node) nodeWant {
+	w := d.finalWant(n)
+	for i, want := range w.interfaces {
+		if have, ok := interfaceMTU(n, want.Name); ok && have > want.MTU {
+			w.interfaces[i].MTU = have
+		}
+	}
+	if w.underlay != nil && underlayOf(n) > *w.underlay {
+		w.underlay = nil
+	}
+	return w
+}
+
+// previousWant keeps what a waiting node was last told, so that it changes nothing; a node
+// never told anything reports the phase's interfaces.
+func (d *decision) previousWant(n Node, w nodeWant) nodeWant {
+	if n.State == nil || n.State.Spec.Policy != d.in.Policy || n.State.Spec.PolicyGeneration != d.in.Generation || len(n.State.Spec.Interfaces) == 0 {
+		return w
+	}
+	prev := nodeWant{interfaces: n.State.Spec.Interfaces, underlay: n.State.Spec.UnderlayMTU}
+	if n.State.Spec.Phase != mtuv1alpha1.PhaseConverge {
+		prev.underlay = w.underlay
+	}
+	return prev
+}
+
+// keepPhase: a node waiting for its turn keeps Converge if it had it (on its earlier target,
+// which it reached), Observe otherwise.
+func (d *decision) keepPhase(n Node) mtuv1alpha1.NodePhase {
+	if n.State != nil && n.State.Spec.Policy == d.in.Policy && n.State.Spec.PolicyGeneration == d.in.Generation && n.State.Spec.Phase == mtuv1alpha1.PhaseConverge {
+		return mtuv1alpha1.PhaseConverge
+	}
+	return mtuv1alpha1.PhaseObserve
+}
+
+// handed: the node's spec already asks it to converge on w.
+func (d *decision) handed(n Node, w nodeWant) bool {
+	s := n.State
+	if s == nil || s.Spec.Policy != d.in.Policy || s.Spec.PolicyGeneration != d.in.Generation || s.Spec.Phase != mtuv1alpha1.PhaseConverge {
+		return false
+	}
+	return equalPtr(s.Spec.UnderlayMTU, w.underlay) && sameInterfaces(s.Spec.Interfaces, w.interfaces)
+}
+
+// atWant: the agent reports every present interface, and the underlay when w sets it, at w.
+func (d *decision) atWant(n Node, w nodeWant) bool {
+	if n.State == nil {
+		return false
+	}
+	for _, want := range w.interfaces {
+		if have, ok := interfaceMTU(n, want.Name); ok && have != want.MTU {
+			return false
+		}
+	}
+	if w.underlay != nil {
+		if len(n.State.Status.Underlay) == 0 {
+			return false
+		}
+		for _, u := range n.State.Status.Underlay {
+			if u.MTU != *w.underlay {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// failed: the node's last change for this generation and attempt did not commit.
+func (d *decision) failed(n Node) bool {
+	if n.State == nil {
+		return false
+	}
+	t := n.State.Status.LastTransaction
+	return t != nil && t.Outcome != mtuv1alpha1.TransactionCommitted && t.PolicyGeneration == d.in.Generation && t.Attempt == n.State.Spec.Attempt
+}
+
+// seenSpec: the agent has reported on the spec as last written.
+func (d *decision) seenSpec(n Node) bool {
+	return n.State != nil && n.State.Status.ObservedGeneration >= n.State.Generation
+}
+
+// podPathsChange: some pod-facing device changes, or the CNI hands out a new pod MTU: packets
+// between pods may meet paths of two sizes, so routes are pinned.
+func (d *decision) podPathsChange() bool {
+	if d.in.ConfigPending {
+		return true
+	}
+	for _, n := range d.nodes {
+		for _, want := range d.in.Target.Interfaces {
+			if have, ok := interfaceMTU(n, want.Name); ok && have != want.MTU {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// routable is the largest packet every path carries throughout: the smallest pod-facing
+// device MTU in play now or at the end, and any pin still in place.
+func (d *decision) routable() int32 {
+	r := d.in.Target.PodMTU
+	for _, n := range d.nodes {
+		for _, want := range d.in.Target.Interfaces {
+			if have, ok := interfaceMTU(n, want.Name); ok && have > 0 {
+				r = min(r, have)
+			}
+		}
+		if p := n.State.Status.RouteMTU; p != nil && *p > 0 {
+			r = min(r, *p)
+		}
+	}
+	return r
+}
+
+// blocked are the nodes whose NIC is below the declared MTU when the policy may not raise it.
+func (d *decision) blocked() []string {
+	if d.in.Enforce || d.in.DeclaredUnderlay == nil {
+		return nil
+	}
+	var out []string
+	for _, n := range d.nodes {
+		if u := underlayOf(n); u > 0 && u < *d.in.DeclaredUnderlay {
+			out = append(out, fmt.Sprintf("%s (%d)", n.Name, u))
+		}
+	}
+	return out
+}
+
+// loweredNICs are the nodes whose NIC Enforce would lower.
+func (d *decision) loweredNICs() []string {
+	if !d.in.Enforce || d.in.DeclaredUnderlay == nil {
+		return nil
+	}
+	var out []string
+	for _, n := range d.nodes {
+		if u := underlayOf(n); u > *d.in.DeclaredUnderlay {
+			out = append(out, fmt.Sprintf("%s (%d)", n.Name, u))
+		}
+	}
+	return out
+}
+
+// plannedChanges lists each node interface the migration changes, as DryRun shows them.
+func (d *decision) plannedChanges() []mtuv1alpha1.ConfigChange {
+	var out []mtuv1alpha1.ConfigChange
+	for _, n := range d.nodes {
+		resource := "Node " + n.Name
+		w := d.finalWant(n)
+		if w.underlay != nil {
+			for _, u := range n.State.Status.Underlay {
+				if u.MTU != *w.underlay {
+					out = append(out, change(resource, u.Name, u.MTU, *w.underlay))
+				}
+			}
+		}
+		for _, want := range w.interfaces {
+			if have, ok := interfaceMTU(n, want.Name); ok && have != want.MTU {
+				out = append(out, change(resource, want.Name, have, want.MTU))
+			}
+		}
+	}
+	return out
+}
+
+func change(resource, iface string, from, to int32) mtuv1alpha1.ConfigChange {
+	return mtuv1alpha1.ConfigChange{Resource: resource, Path: iface + " mtu", From: fmt.Sprint(from), To: fmt.Sprint(to)}
+}
+
+// reported: the agent has reported its underlay and every target interface on the spec as
+// last written.
+func reported(n Node, t plan.NodeTarget) bool {
+	s := n.State
+	if s == nil || s.Status.UnderlayMTU == 0 || s.Status.ObservedGeneration < s.Generation {
+		return false
+	}
+	for _, want := range t.Interfaces {
+		if !slices.ContainsFunc(s.Status.Interfaces, func(i mtuv1alpha1.InterfaceState) bool { return i.Name == want.Name }) {
+			return false
+		}
+	}
+	return true
+}
+
+func currentPin(n Node) *int32 {
+	if n.State == nil {
+		return nil
+	}
+	return n.State.Spec.RouteMTU
+}
+
+func interfaceMTU(n Node, name string) (int32, bool) {
+	if n.State == nil {
+		return 0, false
+	}
+	for _, i := range n.State.Status.Interfaces {
+		if i.Name == name && i.Present {
+			return i.MTU, true
+		}
+	}
+	return 0, false
+}
+
+func underlayOf(n Node) int32 {
+	if n.State == nil {
+		return 0
+	}
+	return n.State.Status.UnderlayMTU
+}
+
+func sameInterfaces(a, b []mtuv1alpha1.ManagedInterface) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalPtr(a, b *int32) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+func ptrOr(p *int32) int32 { return cmp.Or(deref(p), 0) }
+
+func deref(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,254 @@
+package migration
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+)
+
+// TestMigrations runs every kind of migration to its end on a simulated cluster whose agents
+// follow the NodeMTUState contract, checking the invariants after every reconcile: no packet
+// a pod's routes allow is lost between any two nodes, no device is larger than its carrier,
+// the configuration is written only once every device carries it, and no more than
+// maxUnavailable nodes change at once.
+func TestMigrations(t *testing.T) {
+	tests := []struct {
+		name          string
+		from          encap
+		underlays     []int32
+		to            encap
+		mtu           int32
+		enforce       bool
+		allowLowering bool
+	}{
+		{name: "whole cluster 1500 to 9000", from: vxlan, underlays: []int32{1500, 1500, 1500, 1500}, to: vxlan, mtu: 9000, enforce: true},
+		{name: "one odd node among jumbo nodes", from: vxlan, underlays: []int32{9000, 9000, 1500}, to: vxlan, mtu: 9000, enforce: true},
+		{name: "NICs raised by hand, pods follow", from: vxlan, underlays: []int32{9000, 9000, 9000}, to: vxlan, mtu: 9000},
+		{name: "whole cluster 9000 to 1500, with consent", from: vxlan, underlays: []int32{9000, 9000, 9000, 9000}, to: vxlan, mtu: 1500, enforce: true, allowLowering: true},
+		{name: "VXLAN to None", from: vxlan, underlays: []int32{9000, 9000, 9000}, to: none, mtu: 9000, enforce: true},
+		{name: "None to VXLAN", from: none, underlays: []int32{9000, 9000, 9000}, to: vxlan, mtu: 9000, enforce: true},
+		{name: "underlay only", from: none, underlays: []int32{9000, 1500, 9000}, to: none, mtu: 9000, enforce: true},
+	}
+	for _, tc := range tests {
+		for _, maxUnavailable := range []intstr.IntOrString{intstr.FromInt32(1), intstr.FromString("50%"), intstr.FromString("100%")} {
+			t.Run(tc.name+"/maxUnavailable="+maxUnavailable.String(), func(t *testing.T) {
+				s := newSim(t, tc.from, tc.underlays...)
+				s.generation = 1
+				input := func() Input { return s.input(tc.to, tc.mtu, tc.enforce, tc.allowLowering, maxUnavailable) }
+				step := s.run(input, 200)
+				target := input().Target
+				s.checkDone(step, target)
+				limit, _ := intstr.GetScaledValueFromIntOrPercent(&maxUnavailable, len(s.nodes), true)
+				if s.maxChanging > limit {
+					t.Errorf("%d nodes changed at once, maxUnavailable %s allows %d\n%s", s.maxChanging, maxUnavailable.String(), limit, strings.Join(s.log, "\n"))
+				}
+				if s.writes > 1 {
+					t.Errorf("configuration written %d times", s.writes)
+				}
+				// Nothing more happens once done.
+				again := s.round(input())
+				if again.WriteConfig || len(again.RestartCNI) > 0 || again.Migration.Phase != mtuv1alpha1.MigrationDone {
+					t.Errorf("after done: %+v", again)
+				}
+			})
+		}
+	}
+}
+
+func one() intstr.IntOrString { return intstr.FromInt32(1) }
+
+// TestSilentNode: nothing is pinned or written until every node reported; after the timeout
+// the policy is Stalled naming the node, and it goes on once the node reports.
+func TestSilentNode(t *testing.T) {
+	s := newSim(t, vxlan, 1500, 1500, 1500)
+	s.generation = 1
+	s.node("node-b").silent = true
+	input := func() Input { return s.input(vxlan, 9000, true, false, one()) }
+	step := s.run(input, 5)
+	if step.Verdict.Progressing == nil || !strings.Contains(step.Verdict.Progressing.Message, "node-b") || step.Verdict.Progressing.Reason != mtuv1alpha1.ReasonNodesSilent {
+		t.Fatalf("verdict %+v, want progressing naming node-b", step.Verdict)
+	}
+	if step.Requeue <= 0 {
+		t.Errorf("no requeue for the report timeout")
+	}
+	s.now = s.now.Add(ReportTimeout)
+	step = s.round(input())
+	if step.Verdict.Stalled == nil || !strings.Contains(step.Verdict.Stalled.Message, "node-b") {
+		t.Fatalf("verdict %+v, want stalled naming node-b", step.Verdict)
+	}
+	for name, spec := range step.Specs {
+		if spec.RouteMTU != nil || spec.Phase != mtuv1alpha1.PhaseObserve {
+			t.Errorf("%s: %+v while a node is silent", name, spec)
+		}
+	}
+	if s.writes > 0 {
+		t.Errorf("configuration written while a node is silent")
+	}
+	s.node("node-b").silent = false
+	s.checkDone(s.run(input, 100), input().Target)
+}
+
+// TestFailedNode: a node whose change fails is put back to Observe, the rollout halts with the
+// agent's message, nothing is retried on its own, and the retry annotation retries once.
+func TestFailedNode(t *testing.T) {
+	s := newSim(t, vxlan, 1500, 1500, 1500)
+	s.generation = 1
+	s.node("node-a").refuse = true
+	input := func() Input { return s.input(vxlan, 9000, true, false, one()) }
+	step := s.run(input, 30)
+	if step.Verdict.Stalled == nil || step.Verdict.Stalled.Reason != mtuv1alpha1.ReasonNodeFailed ||
+		!strings.Contains(step.Verdict.Stalled.Message, "node-a: ICMP echo of 1500 bytes to node-b") || !strings.Contains(step.Verdict.Stalled.Message, mtuv1alpha1.RetryAnnotation) {
+		t.Fatalf("verdict %+v, want stalled naming node-a's failed probe and the retry", step.Verdict)
+	}
+	if got := step.Specs["node-a"].Phase; got != mtuv1alpha1.PhaseObserve {
+		t.Errorf("failed node-a is in %s, want Observe", got)
+	}
+	for _, n := range []string{"node-b", "node-c"} {
+		if step.Specs[n].Phase != mtuv1alpha1.PhaseObserve {
+			t.Errorf("%s was handed the change after node-a failed", n)
+		}
+	}
+	if step.Specs["node-b"].RouteMTU == nil {
+		t.Errorf("pins released while halted")
+	}
+	if step.Counts.Failed != 1 {
+		t.Errorf("failed count %d", step.Counts.Failed)
+	}
+	generation := s.node("node-a").state.Generation
+	s.run(input, 10)
+	if s.node("node-a").state.Generation != generation {
+		t.Errorf("the failed node's spec kept changing: generation %d → %d", generation, s.node("node-a").state.Generation)
+	}
+
+	// Fixed, then retried by the annotation.
+	s.node("node-a").refuse = false
+	in := input()
+	in.Nodes[0].RetryRequested = true
+	step = s.round(in)
+	if step.Specs["node-a"].Attempt != 1 {
+		t.Fatalf("retry gave attempt %d, want 1", step.Specs["node-a"].Attempt)
+	}
+	s.checkDone(s.run(input, 100), input().Target)
+}
+
+// TestFirstPin: the first pin is the smallest pod MTU in play, not the target.
+func TestFirstPin(t *testing.T) {
+	s := newSim(t, vxlan, 1500, 1500, 1500)
+	s.generation = 1
+	input := func() Input { return s.input(vxlan, 9000, true, false, one()) }
+	for range 30 {
+		step := s.round(input())
+		for name, spec := range step.Specs {
+			if spec.RouteMTU != nil && *spec.RouteMTU != 1450 {
+				t.Fatalf("%s pinned at %d in %s, want 1450", name, *spec.RouteMTU, step.Migration.Phase)
+			}
+		}
+	}
+}
+
+// TestRefusals: a policy that must not be carried out changes nothing, pins nothing and says
+// why; DryRun lists every node interface it would change.
+func TestRefusals(t *testing.T) {
+	tests := []struct {
+		name                   string
+		underlays              []int32
+		mtu                    int32
+		enforce, allow, dryRun bool
+		wantReason, wantMsg    string
+		wantPlanned            int
+	}{
+		{name: "a typo would lower every NIC", underlays: []int32{9000, 9000}, mtu: 1500, enforce: true,
+			wantReason: mtuv1alpha1.ReasonLoweringRefused, wantMsg: "node-a (9000)", wantPlanned: 6},
+		{name: "a NIC below the declared MTU without Enforce", underlays: []int32{9000, 1500}, mtu: 9000,
+			wantReason: mtuv1alpha1.ReasonUnderlayMismatch, wantMsg: "node-b (1500)", wantPlanned: 2},
+		{name: "DryRun plans NICs and devices", underlays: []int32{1500, 1500}, mtu: 9000, enforce: true, dryRun: true,
+			wantPlanned: 6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSim(t, vxlan, tc.underlays...)
+			s.generation = 1
+			input := func() Input {
+				in := s.input(vxlan, tc.mtu, tc.enforce, tc.allow, one())
+				in.DryRun = tc.dryRun
+				return in
+			}
+			step := s.run(input, 10)
+			if tc.wantReason != "" && (step.Verdict.Stalled == nil || step.Verdict.Stalled.Reason != tc.wantReason || !strings.Contains(step.Verdict.Stalled.Message, tc.wantMsg)) {
+				t.Errorf("verdict %+v, want stalled %s mentioning %q", step.Verdict, tc.wantReason, tc.wantMsg)
+			}
+			if len(step.Planned) != tc.wantPlanned {
+				t.Errorf("planned %d changes, want %d: %+v", len(step.Planned), tc.wantPlanned, step.Planned)
+			}
+			if s.writes > 0 {
+				t.Errorf("configuration written")
+			}
+			for name, spec := range step.Specs {
+				if spec.RouteMTU != nil || spec.Phase != mtuv1alpha1.PhaseObserve {
+					t.Errorf("%s: pin %v phase %s", name, spec.RouteMTU, spec.Phase)
+				}
+			}
+			for _, n := range s.nodes {
+				if n.underlay != tc.underlays[n.name[len(n.name)-1]-'a'] {
+					t.Errorf("%s underlay changed to %d", n.name, n.underlay)
+				}
+			}
+		})
+	}
+}
+
+// TestConfigRevertedMidRestart: a configuration reverted by hand while the agents restart is
+// written again, and every agent that started before restarts again.
+func TestConfigRevertedMidRestart(t *testing.T) {
+	s := newSim(t, vxlan, 1500, 1500, 1500)
+	s.generation = 1
+	input := func() Input { return s.input(vxlan, 9000, true, false, one()) }
+	restarts, reverted := 0, false
+	for range 100 {
+		step := s.round(input())
+		restarts += len(step.RestartCNI)
+		if restarts == 1 && !reverted {
+			reverted = true
+			s.config = 1450 // kubectl edit puts the old value back
+			s.log = append(s.log, "reverted by hand")
+		}
+		if step.Migration.Phase == mtuv1alpha1.MigrationDone {
+			break
+		}
+	}
+	s.checkDone(s.round(input()), input().Target)
+	if s.writes != 2 {
+		t.Errorf("configuration written %d times, want 2", s.writes)
+	}
+	if restarts < 4 {
+		t.Errorf("%d restarts, want the 3 nodes after the second write and one before", restarts)
+	}
+}
+
+// TestCNIPodNotBack: a node whose CNI agent does not come back holds the restarts and is named.
+func TestCNIPodNotBack(t *testing.T) {
+	s := newSim(t, vxlan, 1500, 1500, 1500)
+	s.generation = 1
+	input := func() Input {
+		in := s.input(vxlan, 9000, true, false, one())
+		for i := range in.Nodes {
+			if in.Nodes[i].Name == "node-a" && s.writes > 0 && in.Nodes[i].CNIPod.Created.After(s.migration.ConfigWrittenAt.Time) {
+				in.Nodes[i].CNIPod.Ready = false // crash-looping with the new configuration
+			}
+		}
+		return in
+	}
+	step := s.run(input, 60)
+	if step.Migration.Phase != mtuv1alpha1.MigrationRestartingCNI || step.Verdict.Progressing == nil || !strings.Contains(step.Verdict.Progressing.Message, "node-a") {
+		t.Fatalf("phase %s verdict %+v, want restarting CNI naming node-a", step.Migration.Phase, step.Verdict.Progressing)
+	}
+	if len(step.RestartCNI) > 0 {
+		t.Errorf("restarted %v while node-a's agent is down", step.RestartCNI)
+	}
+	if step.Specs["node-b"].RouteMTU == nil {
+		t.Errorf("pins released while the CNI restarts")
+	}
+}

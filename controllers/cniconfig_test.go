@@ -509,7 +509,8 @@ spec:
 	if err := env.Client.Get(ctx, types.NamespacedName{Name: "default-ipv4-ippool"}, pool); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(felix.Object["spec"]); got != "map[logSeverityScreen:Info reportingInterval:0s vxlanMTU:8950]" {
+	// Every mode's tunnel MTU is sized for the underlay, so a later switch finds none stale.
+	if got := fmt.Sprint(felix.Object["spec"]); got != "map[ipipMTU:8980 logSeverityScreen:Info reportingInterval:0s vxlanMTU:8950 wireguardMTU:8940]" {
 		t.Errorf("FelixConfiguration spec = %s", got)
 	}
 	if got := fmt.Sprint(pool.Object["spec"]); got != "map[blockSize:26 cidr:192.168.0.0/16 ipipMode:Never natOutgoing:true vxlanMode:Always]" {

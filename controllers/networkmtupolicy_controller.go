@@ -66,15 +66,32 @@ type NetworkMTUPolicyReconciler struct {
 // CNI's configuration, and reports in the policy's status.
 func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	policy := &mtuv1alpha1.NetworkMTUPolicy{}
-	if err := r.Get(ctx, req.NamespacedName, policy); err != nil {
+	// Read from the API server, not the cache: the status holds the migration's phase, and a
+	// decision taken on a copy older than this controller's last write would act on a phase
+	// already left (pin again what was released, skip a restart that was recorded).
+	if err := r.APIReader.Get(ctx, req.NamespacedName, policy); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := policy.DeepCopy()
+	// persist records the migration before a write it decided on, so that a lost status patch
+	// never leaves a write without its record (the agents that must restart after it).
+	persist := func(ctx context.Context) error {
+		early := base.DeepCopy()
+		early.Status.Migration = policy.Status.Migration.DeepCopy()
+		if err := r.Status().Patch(ctx, early, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return err
+		}
+		base = early
+		return nil
+	}
 
-	verdict, result, err := r.reconcilePhases(ctx, policy)
+	verdict, result, err := r.reconcilePhases(ctx, policy, persist)
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil // decided on a stale copy: decide again
+	}
 	if err != nil {
 		// Report the error as progress, so a transient failure shows in status too.
 		verdict = plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonProgressing, Message: err.Error()}}
@@ -97,7 +114,7 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 // reconcilePhases runs the phases in order; each returns a verdict when the policy cannot go
 // further.
-func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (plan.Verdict, ctrl.Result, error) {
+func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, persist func(context.Context) error) (plan.Verdict, ctrl.Result, error) {
 	if v, err := r.checkOverlap(ctx, policy); v != nil || err != nil {
 		return deref(v), ctrl.Result{}, err
 	}
@@ -126,7 +143,7 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 		r.event(policy, corev1.EventTypeWarning, cniPlan.problem.Reason, "Configure", cniPlan.problem.Message)
 		return plan.Verdict{Stalled: cniPlan.problem}, ctrl.Result{}, nil
 	}
-	step, result, err := r.migrate(ctx, policy, det, target, cniPlan, nodes)
+	step, result, err := r.migrate(ctx, policy, det, target, cniPlan, nodes, persist)
 	if err != nil || step.Verdict.Stalled != nil || step.Verdict.Progressing != nil {
 		return step.Verdict, result, err
 	}

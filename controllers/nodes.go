@@ -119,7 +119,7 @@ func nodeInputs(nodes []migration.Node) []plan.NodeInput {
 // migrate takes the next step of the migration: it gathers the CNI's agent pods, decides with
 // the migration package, then writes what the step says: node specs, the CNI's documents,
 // the agent pods to restart, and the policy's status.
-func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, nodes []migration.Node) (migration.Step, ctrl.Result, error) {
+func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, nodes []migration.Node, persist func(context.Context) error) (migration.Step, ctrl.Result, error) {
 	now := time.Now()
 	changes := p.changes()
 	pending, drift, driftWait := configPending(policy, changes, now)
@@ -154,18 +154,17 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 			return step, ctrl.Result{}, err
 		}
 	}
-	previousWrite := policy.Status.Migration.DeepCopy()
 	policy.Status.Migration = step.Migration.DeepCopy()
 	policy.Status.Nodes = step.Counts
 	r.reportUnderlay(policy, step.Underlay)
 	r.reportConfig(policy, step, p, driftWait)
 	if step.WriteConfig {
+		// The record goes first: if it cannot land (a conflict), nothing is written.
+		if err := persist(ctx); err != nil {
+			return step, ctrl.Result{}, err
+		}
 		if err := r.writeCNIConfig(ctx, policy, det, p, !agents.paced && policy.Spec.CNI.AgentRestart != mtuv1alpha1.AgentRestartNever, drift); err != nil {
-			// Not written: agents restarted now would read the old configuration.
-			policy.Status.Migration.ConfigWrittenAt = nil
-			if previousWrite != nil && previousWrite.Generation == step.Migration.Generation {
-				policy.Status.Migration.ConfigWrittenAt = previousWrite.ConfigWrittenAt
-			}
+			// Still pending next time, when it is written (and recorded) again.
 			return step, ctrl.Result{}, err
 		}
 	}

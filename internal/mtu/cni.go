@@ -39,8 +39,10 @@ func ForFlannel(r Result) (Flannel, error) {
 	case VXLAN:
 		return Flannel{BackendType: "vxlan", BackendMTU: r.PodMTU + flannelVXLANOverhead, PodMTU: r.PodMTU}, nil
 	case WireGuard:
-		backend := min(r.UnderlayMTU, r.PodMTU+flannelWireGuardOverhead)
-		return Flannel{BackendType: "wireguard", BackendMTU: backend, PodMTU: backend - flannelWireGuardOverhead}, nil
+		// flannel sizes flannel-wg (and pods) at Backend.MTU less 80 for either family; the
+		// device's packets then cross the underlay with 60 bytes more over IPv4, 80 over IPv6.
+		// So an IPv4 cluster writes 20 above the underlay, and pods get the full 60-byte budget.
+		return Flannel{BackendType: "wireguard", BackendMTU: r.PodMTU + flannelWireGuardOverhead, PodMTU: r.PodMTU}, nil
 	case IPIP:
 		return Flannel{BackendType: "ipip", PodMTU: r.PodMTU}, nil
 	case None:
@@ -61,8 +63,25 @@ type Calico struct {
 	IPIPMode, VXLANMode string
 	// WireGuard says whether FelixConfiguration wireguardEnabled should be on.
 	WireGuard bool
-	// The FelixConfiguration tunnel MTUs; zero leaves a field alone (Felix treats 0 as auto).
+	// The FelixConfiguration tunnel MTUs of every mode, used or not, for the underlay: a
+	// switch of encapsulation must not leave an old mode's MTU behind, sized for another
+	// underlay, to be used when that mode comes back. Zero leaves a field alone (a family the
+	// cluster does not have; Felix treats 0 as auto).
 	VXLANMTU, VXLANMTUV6, IPIPMTU, WireGuardMTU, WireGuardMTUV6 int
+}
+
+// tunnelMTU is the tunnel MTU of family f for encapsulation e over r's underlay; 0 when the
+// cluster has no such family or e does not carry it.
+func tunnelMTU(r Result, e Encapsulation, f Family) int {
+	if !r.HasFamily(f) {
+		return 0
+	}
+	other, err := Compute(Input{UnderlayMTU: r.UnderlayMTU, Encapsulation: e, Families: []Family{f}})
+	if err != nil {
+		return 0
+	}
+	t, _ := other.Tunnel(f)
+	return t.MTU
 }
 
 // ForCalico returns Calico's settings for a result. Felix gives pods the smallest MTU among
@@ -71,29 +90,18 @@ func ForCalico(r Result) (Calico, error) {
 	if r.Encryption != NoEncryption {
 		return Calico{}, fmt.Errorf("%w: Calico open source has no %s", ErrUnsupported, r.Encryption)
 	}
-	c := Calico{PodMTU: r.PodMTU, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never"}
-	v4, hasV4 := r.Tunnel(IPv4)
-	v6, hasV6 := r.Tunnel(IPv6)
+	c := Calico{
+		PodMTU: r.PodMTU, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never",
+		VXLANMTU: tunnelMTU(r, VXLAN, IPv4), VXLANMTUV6: tunnelMTU(r, VXLAN, IPv6), IPIPMTU: tunnelMTU(r, IPIP, IPv4),
+		WireGuardMTU: tunnelMTU(r, WireGuard, IPv4), WireGuardMTUV6: tunnelMTU(r, WireGuard, IPv6),
+	}
 	switch r.Encapsulation {
 	case VXLAN:
 		c.PoolEncapsulation, c.VXLANMode = "VXLAN", "Always"
-		if hasV4 {
-			c.VXLANMTU = v4.MTU
-		}
-		if hasV6 {
-			c.VXLANMTUV6 = v6.MTU
-		}
 	case IPIP:
 		c.PoolEncapsulation, c.IPIPMode = "IPIP", "Always"
-		c.IPIPMTU = v4.MTU
 	case WireGuard:
 		c.WireGuard = true
-		if hasV4 {
-			c.WireGuardMTU = v4.MTU
-		}
-		if hasV6 {
-			c.WireGuardMTUV6 = v6.MTU
-		}
 	case None:
 	default:
 		return Calico{}, fmt.Errorf("%w: Calico has no %s encapsulation (it offers VXLAN, IPIP, WireGuard and None)", ErrUnsupported, r.Encapsulation)

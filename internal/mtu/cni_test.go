@@ -3,6 +3,7 @@ package mtu
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -44,8 +45,9 @@ func TestForFlannel(t *testing.T) {
 		// IPv6 needs 70, flannel subtracts 50: write 9000 − 20 = 8980 so 8980 − 50 = 8930.
 		{VXLAN, v6, Flannel{BackendType: "vxlan", BackendMTU: 8980, PodMTU: 8930}},
 		{VXLAN, dual, Flannel{BackendType: "vxlan", BackendMTU: 8980, PodMTU: 8930}},
-		// WireGuard: flannel's 80 exceeds the IPv4 need (60) and is kept; never write > underlay.
-		{WireGuard, v4, Flannel{BackendType: "wireguard", BackendMTU: 9000, PodMTU: 8920}},
+		// WireGuard: flannel subtracts 80 for either family; IPv4 needs 60, so Backend.MTU is
+		// 20 above the underlay for pods to get 8940.
+		{WireGuard, v4, Flannel{BackendType: "wireguard", BackendMTU: 9020, PodMTU: 8940}},
 		{WireGuard, v6, Flannel{BackendType: "wireguard", BackendMTU: 9000, PodMTU: 8920}},
 		{WireGuard, dual, Flannel{BackendType: "wireguard", BackendMTU: 9000, PodMTU: 8920}},
 		// ipip: flannel.ipip = external − 20, no MTU option.
@@ -73,7 +75,16 @@ func TestForFlannel(t *testing.T) {
 					t.Errorf("flannel would give pods %d, not %d", got.BackendMTU-flannelWireGuardSubtracts, got.PodMTU)
 				}
 			}
-			if got.BackendMTU > 9000 {
+			// What crosses the underlay: flannel-wg's packets plus WireGuard's outer headers.
+			if got.BackendType == "wireguard" {
+				outer := 60
+				if slices.Contains(tc.families, IPv6) {
+					outer = 80
+				}
+				if wg := got.BackendMTU - flannelWireGuardSubtracts; wg+outer > 9000 {
+					t.Errorf("flannel-wg at %d sends %d-byte packets over a 9000 underlay", wg, wg+outer)
+				}
+			} else if got.BackendMTU > 9000 {
 				t.Errorf("Backend.MTU %d exceeds the underlay", got.BackendMTU)
 			}
 		})
@@ -94,15 +105,17 @@ func TestForCalico(t *testing.T) {
 		families []Family
 		want     Calico
 	}{
-		{VXLAN, v4, Calico{PodMTU: 9000 - felixVXLAN, PoolEncapsulation: "VXLAN", VXLANMode: "Always", IPIPMode: "Never", VXLANMTU: 9000 - felixVXLAN}},
-		{VXLAN, v6, Calico{PodMTU: 9000 - felixVXLANV6, PoolEncapsulation: "VXLAN", VXLANMode: "Always", IPIPMode: "Never", VXLANMTUV6: 9000 - felixVXLANV6}},
+		// Every mode's tunnel MTU is written for the underlay, used or not: a switch leaves
+		// nothing stale behind. IPIP has no IPv6.
+		{VXLAN, v4, Calico{PodMTU: 9000 - felixVXLAN, PoolEncapsulation: "VXLAN", VXLANMode: "Always", IPIPMode: "Never", VXLANMTU: 9000 - felixVXLAN, IPIPMTU: 9000 - felixIPIP, WireGuardMTU: 9000 - felixWireGuard}},
+		{VXLAN, v6, Calico{PodMTU: 9000 - felixVXLANV6, PoolEncapsulation: "VXLAN", VXLANMode: "Always", IPIPMode: "Never", VXLANMTUV6: 9000 - felixVXLANV6, WireGuardMTUV6: 9000 - felixWireGuardV6}},
 		// Felix takes the smaller of the enabled tunnels: min(8950, 8930).
-		{VXLAN, dual, Calico{PodMTU: 9000 - felixVXLANV6, PoolEncapsulation: "VXLAN", VXLANMode: "Always", IPIPMode: "Never", VXLANMTU: 9000 - felixVXLAN, VXLANMTUV6: 9000 - felixVXLANV6}},
-		{IPIP, v4, Calico{PodMTU: 9000 - felixIPIP, PoolEncapsulation: "IPIP", IPIPMode: "Always", VXLANMode: "Never", IPIPMTU: 9000 - felixIPIP}},
-		{WireGuard, v4, Calico{PodMTU: 9000 - felixWireGuard, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never", WireGuard: true, WireGuardMTU: 9000 - felixWireGuard}},
-		{WireGuard, v6, Calico{PodMTU: 9000 - felixWireGuardV6, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never", WireGuard: true, WireGuardMTUV6: 9000 - felixWireGuardV6}},
-		{WireGuard, dual, Calico{PodMTU: 9000 - felixWireGuardV6, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never", WireGuard: true, WireGuardMTU: 9000 - felixWireGuard, WireGuardMTUV6: 9000 - felixWireGuardV6}},
-		{None, dual, Calico{PodMTU: 9000, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never"}},
+		{VXLAN, dual, Calico{PodMTU: 9000 - felixVXLANV6, PoolEncapsulation: "VXLAN", VXLANMode: "Always", IPIPMode: "Never", VXLANMTU: 9000 - felixVXLAN, IPIPMTU: 9000 - felixIPIP, WireGuardMTU: 9000 - felixWireGuard, VXLANMTUV6: 9000 - felixVXLANV6, WireGuardMTUV6: 9000 - felixWireGuardV6}},
+		{IPIP, v4, Calico{PodMTU: 9000 - felixIPIP, PoolEncapsulation: "IPIP", IPIPMode: "Always", VXLANMode: "Never", VXLANMTU: 9000 - felixVXLAN, IPIPMTU: 9000 - felixIPIP, WireGuardMTU: 9000 - felixWireGuard}},
+		{WireGuard, v4, Calico{PodMTU: 9000 - felixWireGuard, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never", WireGuard: true, VXLANMTU: 9000 - felixVXLAN, IPIPMTU: 9000 - felixIPIP, WireGuardMTU: 9000 - felixWireGuard}},
+		{WireGuard, v6, Calico{PodMTU: 9000 - felixWireGuardV6, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never", WireGuard: true, VXLANMTUV6: 9000 - felixVXLANV6, WireGuardMTUV6: 9000 - felixWireGuardV6}},
+		{WireGuard, dual, Calico{PodMTU: 9000 - felixWireGuardV6, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never", WireGuard: true, VXLANMTU: 9000 - felixVXLAN, IPIPMTU: 9000 - felixIPIP, WireGuardMTU: 9000 - felixWireGuard, VXLANMTUV6: 9000 - felixVXLANV6, WireGuardMTUV6: 9000 - felixWireGuardV6}},
+		{None, dual, Calico{PodMTU: 9000, PoolEncapsulation: "None", IPIPMode: "Never", VXLANMode: "Never", VXLANMTU: 9000 - felixVXLAN, IPIPMTU: 9000 - felixIPIP, WireGuardMTU: 9000 - felixWireGuard, VXLANMTUV6: 9000 - felixVXLANV6, WireGuardMTUV6: 9000 - felixWireGuardV6}},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s/%v", tc.encap, tc.families), func(t *testing.T) {

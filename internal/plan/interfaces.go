@@ -76,11 +76,18 @@ func TargetFor(provider mtuv1alpha1.CNIProvider, r mtu.Result, vni int) (CNITarg
 		}
 		t.Calico = c
 		t.PodMTU = int32(c.PodMTU)
+		// The devices of the mode in use: Felix writes every mode's MTU, but removes the
+		// devices of the modes it does not use.
 		for _, d := range []struct {
 			name string
 			mtu  int
-		}{{calicoVXLAN, c.VXLANMTU}, {calicoVXLANV6, c.VXLANMTUV6}, {calicoIPIP, c.IPIPMTU}, {calicoWireGuard, c.WireGuardMTU}, {calicoWireGuardV6, c.WireGuardMTUV6}} {
-			if d.mtu > 0 {
+			used bool
+		}{
+			{calicoVXLAN, c.VXLANMTU, c.VXLANMode == "Always"}, {calicoVXLANV6, c.VXLANMTUV6, c.VXLANMode == "Always"},
+			{calicoIPIP, c.IPIPMTU, c.IPIPMode == "Always"},
+			{calicoWireGuard, c.WireGuardMTU, c.WireGuard}, {calicoWireGuardV6, c.WireGuardMTUV6, c.WireGuard},
+		} {
+			if d.used && d.mtu > 0 {
 				t.Interfaces = append(t.Interfaces, iface(d.name, mtuv1alpha1.RoleTunnel, d.mtu))
 			}
 		}

@@ -21,7 +21,7 @@ func TestTargetFor(t *testing.T) {
 		// Dual-stack: flannel gives both devices Backend.MTU − 50 = 8930.
 		{"Flannel", mtu.VXLAN, []mtu.Family{mtu.IPv4, mtu.IPv6}, 4096, 8930, "[{flannel.4096 Tunnel 8930} {flannel-v6.4096 Tunnel 8930} {cni0 Bridge 8930}]"},
 		{"Flannel", mtu.None, []mtu.Family{mtu.IPv4}, 1, 9000, "[{cni0 Bridge 9000}]"},
-		{"Flannel", mtu.WireGuard, []mtu.Family{mtu.IPv4}, 1, 8920, "[{flannel-wg Tunnel 8920} {cni0 Bridge 8920}]"},
+		{"Flannel", mtu.WireGuard, []mtu.Family{mtu.IPv4}, 1, 8940, "[{flannel-wg Tunnel 8940} {cni0 Bridge 8940}]"},
 		{"Flannel", mtu.IPIP, []mtu.Family{mtu.IPv4}, 1, 8980, "[{flannel.ipip Tunnel 8980} {cni0 Bridge 8980}]"},
 		// Calico: each tunnel device has its own family's overhead; pods take the smaller.
 		{"Calico", mtu.VXLAN, []mtu.Family{mtu.IPv4, mtu.IPv6}, 0, 8930, "[{vxlan.calico Tunnel 8950} {vxlan-v6.calico Tunnel 8930}]"},

@@ -35,9 +35,17 @@ func TestMain(m *testing.M) {
 // startLab starts a lab for the test and closes it when the test ends.
 func startLab(t *testing.T, cni lab.CNI) *lab.Lab {
 	t.Helper()
+	return startLabWith(t, lab.Options{CNI: cni})
+}
+
+// startLabWith starts a lab with the given options (its directory, logs and voice are the
+// test's) and closes it when the test ends.
+func startLabWith(t *testing.T, o lab.Options) *lab.Lab {
+	t.Helper()
 	nettest.RequirePrivileged(t)
 	var logs strings.Builder
-	l, err := lab.Start(context.Background(), lab.Options{CNI: cni, Dir: t.TempDir(), Logs: &logs, Say: func(s string) { t.Log(s) }})
+	o.Dir, o.Logs, o.Say = t.TempDir(), &logs, func(s string) { t.Log(s) }
+	l, err := lab.Start(context.Background(), o)
 	if (errors.Is(err, testenv.ErrNoAssets) || errors.Is(err, lab.ErrNoFlannel)) && !nettest.InCI() {
 		t.Skipf("skipping: %v", err)
 	}

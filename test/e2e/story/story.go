@@ -144,17 +144,16 @@ func (w *World) routesPinned(ctx context.Context, mtu int32) error {
 
 // What crosses between pods after each step, and why: the sizes an application on those pods
 // can send with fragmentation forbidden. They are what happens on a real cluster, warts and
-// all: a pod that once learnt a smaller path MTU from an ICMP report keeps it for ten minutes
-// (net.ipv4.route.mtu_expires), whatever the operator has raised since.
+// all: a pod keeps its own MTU until it is replaced or raised in place, and a pod that learnt
+// a smaller path MTU from an ICMP report keeps it for ten minutes (net.ipv4.route.mtu_expires)
+// unless the agent makes it forget, which it does when it releases a route pin.
 var (
-	jumbo      = Crossing{From: "node-a", To: "node-b", Size: 8950, Why: "both nodes carry jumbo frames"}
-	blackHole  = Crossing{From: "node-a", To: "node-c", Size: 1450, Why: "node-c's NIC at 1500 drops larger frames silently: a black hole"}
-	smallPods  = Crossing{From: "node-c", To: "node-b", Size: 1450, Why: "node-c's pods have 1450"}
-	pinnedAB   = Crossing{From: "node-a", To: "node-b", Size: 1450, Why: "routes are pinned at 1450 while node-c is at 1500: node-a answers larger packets with ICMP fragmentation-needed"}
-	pinnedAC   = Crossing{From: "node-a", To: "node-c", Size: 1450, Why: "routes are pinned at 1450"}
-	rememberAB = Crossing{From: "node-a", To: "node-b", Size: 1450, Why: "node-a's pod learnt a 1450 path MTU to node-b's while routes were pinned, and keeps it for ten minutes"}
-	rememberAC = Crossing{From: "node-a", To: "node-c", Size: 1450, Why: "node-a's pod learnt a 1450 path MTU to node-c's while routes were pinned, and keeps it for ten minutes"}
-	raisedCB   = Crossing{From: "node-c", To: "node-b", Size: 8950, Why: "node-c's pods were raised in place and never learnt a smaller path"}
+	jumbo     = Crossing{From: "node-a", To: "node-b", Size: 8950, Why: "both nodes carry jumbo frames"}
+	blackHole = Crossing{From: "node-a", To: "node-c", Size: 1450, Why: "node-c's NIC at 1500 drops larger frames silently: a black hole"}
+	smallPods = Crossing{From: "node-c", To: "node-b", Size: 1450, Why: "node-c's pods have 1450"}
+	flushedAB = Crossing{From: "node-a", To: "node-b", Size: 8950, Why: "routes were pinned at 1450 during the rollout; when the pins went, the agent made node-a's pod forget the 1450 it had learnt"}
+	raisedAC  = Crossing{From: "node-a", To: "node-c", Size: 8950, Why: "node-c's pods were raised in place"}
+	raisedCB  = Crossing{From: "node-c", To: "node-b", Size: 8950, Why: "node-c's pods were raised in place, and forgot what they had learnt"}
 )
 
 // newPods is what crosses once every pod was recreated at size: new pods remember nothing.
@@ -228,22 +227,23 @@ func Steps(cni lab.CNI) []Step {
 				hasCondition(p, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, "not written while [node-c (1500)]"),
 				w.configUnchanged(ctx),
 				linkMTU(w.Lab, "node-c", "eth0", 1500),
-				// The operator pins every node's routes to the smallest MTU in play, although
-				// nothing changes while the policy is stalled.
-				w.routesPinned(ctx, 1450),
+				// Nothing changes, so nothing is pinned: jumbo traffic between node-a and
+				// node-b keeps working.
+				w.routesPinned(ctx, 0),
 			)
 		},
 		Timeout:   time.Minute,
-		Crossings: []Crossing{pinnedAB, pinnedAC, smallPods},
+		Crossings: []Crossing{jumbo, blackHole, smallPods},
 		Show:      []string{ShowPolicy, ShowConditions, ShowEvents, ShowTraffic},
 	}, {
-		Title: "Enforce: raise node-c's NIC, probed, then converge every node",
+		Title: "Enforce: a paced migration raises node-c's NIC, then the CNI, node by node",
 		Why: []string{
-			"underlay.management Enforce lets the agent raise the odd NIC. Each change is a transaction:",
-			"apply, probe the API server and the peers with full-size don't-fragment packets, commit or roll back.",
+			"underlay.management Enforce lets the agent raise the odd NIC. Routes are pinned at 1450 first, so every",
+			"packet fits every path; node-c's NIC and devices change as a probed transaction; only then is the CNI",
+			"configuration written and each node's CNI agent restarted in turn; then the pins go.",
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationVXLAN, "Report"),
-		Expect: "node-c's eth0 at 9000, then the CNI configuration written, every tunnel and bridge at 8950, the policy Ready, node-c's old pods reported stale at 1450",
+		Expect: "node-c's eth0 at 9000, then the CNI configuration written and its agents restarted one node at a time, every tunnel and bridge at 8950, no pin left, the policy Ready, node-c's old pods reported stale at 1450",
 		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
 			checks := []error{
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
@@ -257,11 +257,11 @@ func Steps(cni lab.CNI) []Step {
 			for _, n := range w.Nodes {
 				checks = append(checks, linkMTU(w.Lab, n.Name, "eth0", 9000), linkMTU(w.Lab, n.Name, tunnel, 8950), linkMTU(w.Lab, n.Name, gateway, 8950))
 			}
-			checks = append(checks, w.staleAnnotations(ctx, "node-c", "1450"))
+			checks = append(checks, w.staleAnnotations(ctx, "node-c", "1450"), w.routesPinned(ctx, 0))
 			return all(checks...)
 		},
 		Timeout:   2 * time.Minute,
-		Crossings: []Crossing{rememberAB, rememberAC, smallPods},
+		Crossings: []Crossing{flushedAB, smallPods},
 		Show:      []string{ShowPolicy, ShowConditions, ShowNodes, ShowLinks, ShowPods, ShowStale, ShowEvents, ShowTraffic},
 	}, {
 		Title: "InPlace: correct the stale pods without restarting them",
@@ -280,7 +280,7 @@ func Steps(cni lab.CNI) []Step {
 			)
 		},
 		Timeout:   time.Minute,
-		Crossings: []Crossing{rememberAB, rememberAC, raisedCB},
+		Crossings: []Crossing{flushedAB, raisedAC, raisedCB},
 		Show:      []string{ShowPolicy, ShowPods, ShowTraffic},
 	}, {
 		Title:       "No encapsulation: drop VXLAN, find the pods left behind",
@@ -315,7 +315,7 @@ func Steps(cni lab.CNI) []Step {
 			return all(checks...)
 		},
 		Timeout:   2 * time.Minute,
-		Crossings: []Crossing{rememberAB, rememberAC, raisedCB},
+		Crossings: []Crossing{flushedAB, raisedAC, raisedCB},
 		Show:      []string{ShowPolicy, ShowConditions, ShowCNIConfig, ShowLinks, ShowStale, ShowTraffic},
 	}, {
 		Title: "Evict: let the workloads' controllers recreate the stale pods",

@@ -34,6 +34,9 @@ import (
 // FieldManager is the server-side apply field manager of the cluster controller.
 const FieldManager = "mtu-operator-manager"
 
+// conflictRetry is how soon a reconcile that lost a race with a newer status runs again.
+const conflictRetry = 100 * time.Millisecond
+
 // resyncPeriod re-checks CNI configuration the controller does not watch (Calico's custom
 // resources) for drift.
 const resyncPeriod = 10 * time.Minute
@@ -90,7 +93,7 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 	verdict, result, err := r.reconcilePhases(ctx, policy, persist)
 	if apierrors.IsConflict(err) {
-		return ctrl.Result{Requeue: true}, nil // decided on a stale copy: decide again
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil // decided on a stale copy: decide again
 	}
 	if err != nil {
 		// Report the error as progress, so a transient failure shows in status too.
@@ -104,7 +107,7 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	// overwrite a newer one, so the patch carries the resourceVersion it was made from.
 	if patchErr := r.Status().Patch(ctx, policy, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); patchErr != nil {
 		if apierrors.IsConflict(patchErr) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("patching status: %w", patchErr)
 	}

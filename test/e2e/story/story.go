@@ -276,7 +276,7 @@ func Steps(cni lab.CNI) []Step {
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, "", ""),
 				check(p.Status.StalePods == 0, "%d stale pods", p.Status.StalePods),
-				podMTUs(ctx, w.Lab, 8950),
+				PodMTUs(ctx, w.Lab, 8950),
 			)
 		},
 		Timeout:   time.Minute,
@@ -330,7 +330,7 @@ func Steps(cni lab.CNI) []Step {
 				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
 				hasCondition(p, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, "", ""),
 				w.podsReplaced(ctx),
-				podMTUs(ctx, w.Lab, 9000),
+				PodMTUs(ctx, w.Lab, 9000),
 			)
 		},
 		Timeout:      2 * time.Minute,
@@ -444,7 +444,8 @@ func (w *World) podsReplaced(ctx context.Context) error {
 	return nil
 }
 
-func podMTUs(ctx context.Context, l *lab.Lab, want int) error {
+// PodMTUs checks that every pod's eth0 has MTU want.
+func PodMTUs(ctx context.Context, l *lab.Lab, want int) error {
 	got, err := l.PodMTUs(ctx)
 	if err != nil {
 		return err

@@ -225,7 +225,7 @@ func (r *NetworkMTUPolicyReconciler) findCNIAgents(ctx context.Context, policy *
 		if node == "" {
 			continue
 		}
-		seen := &migration.CNIPod{Created: pod.CreationTimestamp.Time, Ready: podReady(pod), Deleting: pod.DeletionTimestamp != nil}
+		seen := &migration.CNIPod{Name: pod.Namespace + "/" + pod.Name, Created: pod.CreationTimestamp.Time, Ready: podReady(pod), Deleting: pod.DeletionTimestamp != nil}
 		// A node may briefly have the pod being deleted and its replacement: the replacement counts.
 		if have := a.byNode[node]; have == nil || (have.Deleting && !seen.Deleting) || (have.Deleting == seen.Deleting && seen.Created.After(have.Created)) {
 			a.byNode[node], a.pods[node] = seen, pod

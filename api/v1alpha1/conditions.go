@@ -43,6 +43,8 @@ const (
 	ReasonAllNodesConverged = "AllNodesConverged"
 	ReasonNodeFailed        = "NodeChangeFailed"
 	ReasonNodesSilent       = "NodesNotReporting"
+	ReasonPathCheckFailed   = "PathCheckFailed"
+	ReasonCNIAgentDown      = "CNIAgentNotReady"
 	ReasonLoweringRefused   = "LoweringNotAllowed"
 	ReasonUnderlayMatches   = "UnderlayMatches"
 	ReasonUnderlayMismatch  = "UnderlayMismatch"

@@ -481,7 +481,7 @@ type NetworkMTUPolicyStatus struct {
 }
 
 // MigrationPhase is a step of the migration protocol.
-// +kubebuilder:validation:Enum=Gathering;Planned;Pinning;RaisingDevices;Configuring;RestartingCNI;LoweringDevices;Releasing;Done
+// +kubebuilder:validation:Enum=Gathering;Planned;Pinning;RaisingDevices;Configuring;RestartingCNI;LoweringDevices;Verifying;Releasing;Done
 // +kubebuilder:validation:MaxLength=32
 type MigrationPhase string
 
@@ -502,6 +502,8 @@ const (
 	MigrationRestartingCNI MigrationPhase = "RestartingCNI"
 	// MigrationLoweringDevices: nodes lower their bridge, tunnel and NIC, a few at a time.
 	MigrationLoweringDevices MigrationPhase = "LoweringDevices"
+	// MigrationVerifying: every node checks, at full size, the paths to its probe peers.
+	MigrationVerifying MigrationPhase = "Verifying"
 	// MigrationReleasing: every node releases its route pins and flushes what pods learnt.
 	MigrationReleasing MigrationPhase = "Releasing"
 	// MigrationDone: every node is at the target and nothing is pinned.

@@ -133,6 +133,12 @@ type NodeMTUStateSpec struct {
 	// podAction is what to do with pods whose MTU is stale.
 	// +optional
 	PodAction StalePodAction `json:"podAction,omitempty"`
+	// verify, when set, asks the agent to check, changing nothing, that a don't-fragment packet
+	// of each probe peer's size crosses to that peer, and to report it in status.verification
+	// for this policy generation and attempt. The controller asks once every node has reached
+	// its target, before it releases the route pins.
+	// +optional
+	Verify bool `json:"verify,omitempty"`
 	// attempt counts the retries of this policy generation on this node. The agent never
 	// retries a change that failed on its own; the controller raises attempt when a person
 	// asks for a retry (the networking.mtu-operator.io/retry annotation).
@@ -235,6 +241,27 @@ type Transaction struct {
 	Time metav1.Time `json:"time"`
 }
 
+// Verification is a check of the paths to the probe peers, which changes nothing.
+type Verification struct {
+	// policyGeneration and attempt of the spec that asked for it.
+	// +kubebuilder:validation:Minimum=0
+	// +required
+	PolicyGeneration int64 `json:"policyGeneration"`
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+	// passed says whether every peer answered at its size.
+	// +required
+	Passed bool `json:"passed"`
+	// message says what was checked, and what failed.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
+	// time the check ended.
+	// +required
+	Time metav1.Time `json:"time"`
+}
+
 // StalePod is a pod on the node whose interface MTU differs from the expected pod MTU.
 type StalePod struct {
 	// +kubebuilder:validation:MaxLength=63
@@ -303,6 +330,9 @@ type NodeMTUStateStatus struct {
 	// lastTransaction is the last change the agent made.
 	// +optional
 	LastTransaction *Transaction `json:"lastTransaction,omitempty"`
+	// verification is the agent's last check of the paths to its peers (spec.verify).
+	// +optional
+	Verification *Verification `json:"verification,omitempty"`
 	// pods is the number of pod network namespaces the agent inventoried.
 	// +kubebuilder:validation:Minimum=0
 	// +optional

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,6 +237,35 @@ func TestAgentInANamespace(t *testing.T) {
 		t.Errorf("flannel.1 MTU %d after the rollback; want 8950 again", m)
 	}
 	t.Logf("rolled back: %s", get().Status.LastTransaction.Message)
+
+	// 6. The controller asks for a check of the paths, changing nothing: the peer's 1500 NIC
+	// fails the 9000-byte check; fixed, a new attempt passes.
+	s = get()
+	s.Spec.Verify = true
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	wait("the path check failed", 30*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
+		if v := s.Status.Verification; v == nil || v.Passed || !strings.Contains(v.Message, "9000 bytes to 192.0.2.2") {
+			return fmt.Errorf("verification %+v", v)
+		}
+		return nil
+	})
+	if m := ns.MTU(t, "flannel.1"); m != 8950 {
+		t.Errorf("flannel.1 MTU %d after a check; want it untouched at 8950", m)
+	}
+	peer.SetMTU(t, "eth0", 9000)
+	s = get()
+	s.Spec.Attempt++
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	wait("the path check passed", 30*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
+		if v := s.Status.Verification; v == nil || !v.Passed || v.Attempt != 1 {
+			return fmt.Errorf("verification %+v", v)
+		}
+		return nil
+	})
 }
 
 // podNamespace adds a pod to the node: a namespace with eth0 at mtu joined by a veth to

@@ -107,6 +107,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if spec.Phase == mtuv1alpha1.PhaseConverge {
 		r.converge(ctx, state, u)
 	}
+	r.verifyPaths(ctx, state)
 	if err := r.pinRoutes(spec, status); err != nil {
 		// A CNI device that does not exist (yet) has no routes to pin; anything else is
 		// worth a log line, but the report still goes out.
@@ -219,6 +220,33 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 	state.Status.LastTransaction = record
 	r.last = record.DeepCopy()
 	log.FromContext(ctx).Info("transaction", "outcome", res.Outcome, "reason", res.Reason)
+}
+
+// verifyPaths checks, once per policy generation and attempt and changing nothing, that each
+// probe peer takes a don't-fragment packet of its size, as the controller asks before it
+// releases the route pins.
+func (r *Reconciler) verifyPaths(ctx context.Context, state *mtuv1alpha1.NodeMTUState) {
+	spec, v := state.Spec, state.Status.Verification
+	if !spec.Verify || (v != nil && v.PolicyGeneration == spec.PolicyGeneration && v.Attempt == spec.Attempt) {
+		return
+	}
+	timeout := time.Duration(spec.Probe.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = txn.DefaultProbeTimeout
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	result := &mtuv1alpha1.Verification{PolicyGeneration: spec.PolicyGeneration, Attempt: spec.Attempt, Passed: true, Time: metav1.Now()}
+	var sizes []string
+	for _, p := range spec.Probe.Peers {
+		sizes = append(sizes, fmt.Sprintf("%d bytes to %s", p.Size, p.Address))
+	}
+	result.Message = "crossed: " + strings.Join(sizes, ", ")
+	if err := r.Probes(spec.Probe).Probe(probeCtx); err != nil {
+		result.Passed, result.Message = false, truncate(err.Error(), 1024)
+	}
+	state.Status.Verification = result
+	log.FromContext(ctx).Info("path check", "passed", result.Passed, "message", result.Message)
 }
 
 // changesFor lists what differs from the spec: the underlay when enforced, then every managed

@@ -14,7 +14,7 @@ import (
 
 // Simulated is an agent without a kernel: it follows the NodeMTUState contract as the real
 // agent does (report on every spec; with Converge, commit the spec's MTUs; pin what the spec
-// pins; never retry a failed attempt), for tests and benchmarks of the controller. It lives
+// pins; check its paths when asked; never retry a failed attempt), for tests and benchmarks of the controller. It lives
 // beside the real agent and shares its report code, so the two cannot drift apart.
 type Simulated struct {
 	Client client.Client
@@ -74,6 +74,9 @@ func (s *Simulated) Step(ctx context.Context) error {
 	failedBefore := last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted && last.PolicyGeneration == spec.PolicyGeneration && last.Attempt == spec.Attempt
 	if spec.Phase == mtuv1alpha1.PhaseConverge && !failedBefore {
 		s.converge(spec, status)
+	}
+	if v := status.Verification; spec.Verify && (v == nil || v.PolicyGeneration != spec.PolicyGeneration || v.Attempt != spec.Attempt) {
+		status.Verification = &mtuv1alpha1.Verification{PolicyGeneration: spec.PolicyGeneration, Attempt: spec.Attempt, Passed: !s.Refuse, Time: metav1.Now()}
 	}
 	status.Underlay = []mtuv1alpha1.UnderlayInterface{{Name: "eth0", MTU: s.Underlay, DefaultRoute: true}}
 	status.UnderlayMTU = s.Underlay

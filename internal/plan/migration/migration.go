@@ -28,8 +28,13 @@ const maxPeers = 3
 // cniPollInterval is how often a CNI restart is checked: the manager does not watch pods.
 const cniPollInterval = 2 * time.Second
 
+// CNIAgentTimeout is how long a restarted CNI agent pod may stay not Ready before the policy
+// is Stalled naming it (the migration goes on once it is Ready).
+const CNIAgentTimeout = 5 * time.Minute
+
 // CNIPod is a node's CNI agent pod as the controller saw it.
 type CNIPod struct {
+	Name     string
 	Created  time.Time
 	Ready    bool
 	Deleting bool
@@ -190,7 +195,9 @@ func (d *decision) phase(p mtuv1alpha1.MigrationPhase) (next mtuv1alpha1.Migrati
 	case mtuv1alpha1.MigrationRestartingCNI:
 		return d.restartCNI()
 	case mtuv1alpha1.MigrationLoweringDevices:
-		return d.devices(p, d.finalWant, mtuv1alpha1.MigrationReleasing)
+		return d.devices(p, d.finalWant, mtuv1alpha1.MigrationVerifying)
+	case mtuv1alpha1.MigrationVerifying:
+		return d.verify()
 	case mtuv1alpha1.MigrationReleasing:
 		return d.release()
 	default:
@@ -358,7 +365,7 @@ func (d *decision) restartCNI() (mtuv1alpha1.MigrationPhase, bool) {
 		d.step.Requeue = time.Second
 		return "", true
 	}
-	var stale, restarting []string
+	var stale, restarting, down []string
 	for _, n := range d.nodes {
 		p := n.CNIPod
 		switch {
@@ -366,6 +373,9 @@ func (d *decision) restartCNI() (mtuv1alpha1.MigrationPhase, bool) {
 			// No agent runs on this node (the DaemonSet does not schedule one there).
 		case p == nil || p.Deleting || !p.Ready:
 			restarting = append(restarting, n.Name)
+			if p != nil && !p.Deleting && d.in.Now.Sub(p.Created) > CNIAgentTimeout {
+				down = append(down, fmt.Sprintf("%s (pod %s, not Ready for %s)", n.Name, p.Name, d.in.Now.Sub(p.Created).Round(time.Second)))
+			}
 		case !p.Created.After(written):
 			// Started before the configuration was written (or in its second).
 			stale = append(stale, n.Name)
@@ -374,12 +384,56 @@ func (d *decision) restartCNI() (mtuv1alpha1.MigrationPhase, bool) {
 	if len(stale) == 0 && len(restarting) == 0 {
 		return mtuv1alpha1.MigrationLoweringDevices, false
 	}
+	if len(down) > 0 {
+		d.stall(mtuv1alpha1.ReasonCNIAgentDown, fmt.Sprintf("%s: the CNI agent did not come back on %s after it restarted with the new configuration; no other node restarts meanwhile, routes stay pinned to MTU %d",
+			mtuv1alpha1.MigrationRestartingCNI, plan.Bounded(down), d.step.Migration.RoutableMTU))
+		d.step.Requeue = cniPollInterval
+		return "", true
+	}
 	budget := max(d.maxUnavailable()-len(restarting), 0)
 	d.step.RestartCNI = stale[:min(budget, len(stale))]
 	d.step.Requeue = cniPollInterval
 	d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: restarting the CNI agent on %s; %d to go%s",
 		mtuv1alpha1.MigrationRestartingCNI, plan.Bounded(append(restarting, d.step.RestartCNI...)), len(stale)-len(d.step.RestartCNI), d.pinNote()))
 	return "", true
+}
+
+// verify has every node check, at full size and changing nothing, the paths to its probe
+// peers, before the pins go: a path that cannot carry what the nodes now send is found while
+// routes still keep packets to the routable size.
+func (d *decision) verify() (mtuv1alpha1.MigrationPhase, bool) {
+	var waiting, failed []string
+	for _, n := range d.nodes {
+		d.setSpec(n, mtuv1alpha1.PhaseConverge, d.finalWant(n), d.pinPtr())
+		switch v := d.verification(n); {
+		case v == nil:
+			waiting = append(waiting, n.Name)
+		case !v.Passed:
+			failed = append(failed, fmt.Sprintf("%s: %s", n.Name, v.Message))
+		}
+	}
+	if len(failed) > 0 {
+		d.stall(mtuv1alpha1.ReasonPathCheckFailed, fmt.Sprintf("%s: every node is at its target, but %s; routes stay pinned to MTU %d; fix the path, then annotate the node's NodeMTUState with %s=true to check again",
+			mtuv1alpha1.MigrationVerifying, strings.Join(failed, "; "), d.step.Migration.RoutableMTU, mtuv1alpha1.RetryAnnotation))
+		return "", true
+	}
+	if len(waiting) > 0 {
+		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: every node is at its target; checking the paths between nodes at full size on %s%s", mtuv1alpha1.MigrationVerifying, plan.Bounded(waiting), d.pinNote()))
+		return "", true
+	}
+	return mtuv1alpha1.MigrationReleasing, false
+}
+
+// verification is the node's check for this generation and attempt; nil until it reports one.
+func (d *decision) verification(n Node) *mtuv1alpha1.Verification {
+	if n.State == nil || !n.State.Spec.Verify {
+		return nil
+	}
+	v := n.State.Status.Verification
+	if v == nil || v.PolicyGeneration != d.in.Generation || v.Attempt != n.State.Spec.Attempt {
+		return nil
+	}
+	return v
 }
 
 // release removes every pin once every node is at its target.
@@ -416,7 +470,11 @@ func (d *decision) done() (mtuv1alpha1.MigrationPhase, bool) {
 		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%d/%d nodes at target; %s correcting", len(d.nodes)-len(off), len(d.nodes), plan.Bounded(off)))
 		return "", true
 	}
-	d.step.Nodes = Report{Status: true, Reason: mtuv1alpha1.ReasonAllNodesConverged, Message: fmt.Sprintf("all %d nodes converged", len(d.nodes))}
+	msg := fmt.Sprintf("all %d nodes converged", len(d.nodes))
+	if !d.in.PacedRestart && d.step.Migration.ConfigWrittenAt != nil {
+		msg += "; the CNI's agents were not restarted node by node by the operator (cni.agentRestart Never, or the Tigera operator rolls calico-node itself), so maxUnavailable did not pace them"
+	}
+	d.step.Nodes = Report{Status: true, Reason: mtuv1alpha1.ReasonAllNodesConverged, Message: msg}
 	return "", true
 }
 
@@ -484,7 +542,7 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 	if spec.PolicyGeneration != d.in.Generation {
 		spec.Attempt = 0
 	}
-	if n.RetryRequested && d.failed(n) {
+	if n.RetryRequested && (d.failed(n) || d.verificationFailed(n)) {
 		spec.Attempt++
 		phase = mtuv1alpha1.PhaseObserve // handed out again by the next step, within the budget
 	}
@@ -506,6 +564,7 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 		spec.RouteMTU = &p
 	}
 	spec.Probe.Peers = d.peersOf(n, w)
+	spec.Verify = d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying
 	d.step.Specs[n.Name] = spec
 }
 
@@ -618,6 +677,12 @@ func (d *decision) failed(n Node) bool {
 	}
 	t := n.State.Status.LastTransaction
 	return t != nil && t.Outcome != mtuv1alpha1.TransactionCommitted && t.PolicyGeneration == d.in.Generation && t.Attempt == n.State.Spec.Attempt
+}
+
+// verificationFailed: the node's check of its paths for this generation and attempt failed.
+func (d *decision) verificationFailed(n Node) bool {
+	v := d.verification(n)
+	return v != nil && !v.Passed
 }
 
 // seenSpec: the agent has reported on the spec as last written.

@@ -248,7 +248,49 @@ func TestCNIPodNotBack(t *testing.T) {
 	if len(step.RestartCNI) > 0 {
 		t.Errorf("restarted %v while node-a's agent is down", step.RestartCNI)
 	}
+	if step.Verdict.Stalled != nil {
+		t.Errorf("stalled before the timeout: %+v", step.Verdict.Stalled)
+	}
+	s.now = s.now.Add(CNIAgentTimeout)
+	step = s.round(input())
+	if step.Verdict.Stalled == nil || step.Verdict.Stalled.Reason != mtuv1alpha1.ReasonCNIAgentDown || !strings.Contains(step.Verdict.Stalled.Message, "node-a (pod ") {
+		t.Errorf("after %s: verdict %+v, want Stalled naming node-a's pod", CNIAgentTimeout, step.Verdict)
+	}
 	if step.Specs["node-b"].RouteMTU == nil {
 		t.Errorf("pins released while the CNI restarts")
 	}
+}
+
+// TestVerifyFindsABlackHole: a switch port that carries only 1500 towards node-b, found after
+// every node raised its devices, stops the migration before the pins go; once fixed, a retry
+// checks again and the migration ends.
+func TestVerifyFindsABlackHole(t *testing.T) {
+	s := newSim(t, vxlan, 1500, 1500, 1500, 1500, 1500)
+	s.generation = 1
+	input := func() Input { return s.input(vxlan, 9000, true, false, one()) }
+	var step Step
+	for range 60 {
+		step = s.round(input())
+		if step.Migration.Phase == mtuv1alpha1.MigrationRestartingCNI {
+			s.node("node-b").port = 1500 // someone swaps node-b's switch port
+		}
+		if step.Verdict.Stalled != nil {
+			break
+		}
+	}
+	if step.Verdict.Stalled == nil || step.Verdict.Stalled.Reason != mtuv1alpha1.ReasonPathCheckFailed || !strings.Contains(step.Verdict.Stalled.Message, "node-a: ICMP echo of 9000 bytes to node-b") {
+		t.Fatalf("phase %s verdict %+v, want PathCheckFailed naming node-a's 9000-byte check to node-b\n%s", step.Migration.Phase, step.Verdict, strings.Join(s.log, "\n"))
+	}
+	for name, spec := range step.Specs {
+		if spec.RouteMTU == nil {
+			t.Errorf("%s released its pin with a black hole in the cluster", name)
+		}
+	}
+	s.node("node-b").port = 0
+	in := input()
+	for i := range in.Nodes {
+		in.Nodes[i].RetryRequested = true
+	}
+	s.round(in)
+	s.checkDone(s.run(input, 50), input().Target)
 }

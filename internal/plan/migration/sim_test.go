@@ -39,6 +39,13 @@ type simNode struct {
 	silent bool // its agent does not run
 	// refuse makes every change fail its probe, as a broken path would.
 	refuse bool
+	// port is the MTU the switch port towards the node carries; 0 carries anything.
+	port int32
+}
+
+// carries: the node's NIC and its switch port take a packet of size bytes.
+func (n *simNode) carries(size int32) bool {
+	return size <= n.underlay && (n.port == 0 || size <= n.port)
 }
 
 // encap is a cluster's encapsulation: its target interfaces for a pod MTU.
@@ -219,6 +226,14 @@ func (s *sim) agent(n *simNode) bool {
 			s.log = append(s.log, fmt.Sprintf("%s: %s %s: eth0 %d %v %s", s.migration.Phase, n.name, outcome, n.underlay, n.devices, msg))
 		}
 	}
+	if spec.Verify && (st.Status.Verification == nil || st.Status.Verification.PolicyGeneration != spec.PolicyGeneration || st.Status.Verification.Attempt != spec.Attempt) {
+		v := &mtuv1alpha1.Verification{PolicyGeneration: spec.PolicyGeneration, Attempt: spec.Attempt, Passed: true}
+		if err := s.probe(n, spec.Probe.Peers); err != nil {
+			v.Passed, v.Message = false, err.Error()
+		}
+		st.Status.Verification = v
+		s.log = append(s.log, fmt.Sprintf("%s: %s verified: %t %s", s.migration.Phase, n.name, v.Passed, v.Message))
+	}
 	n.pin = spec.RouteMTU
 	st.Status.RouteMTU = spec.RouteMTU
 	st.Status.UnderlayMTU = n.underlay
@@ -241,7 +256,7 @@ func (s *sim) probe(n *simNode, peers []mtuv1alpha1.ProbePeer) error {
 	}
 	for _, p := range peers {
 		peer := s.node(p.Address)
-		if p.Size > n.underlay || p.Size > peer.underlay {
+		if !n.carries(p.Size) || !peer.carries(p.Size) {
 			return fmt.Errorf("ICMP echo of %d bytes to %s without fragmentation: no reply (%s carries %d)", p.Size, p.Address, p.Address, peer.underlay)
 		}
 	}
@@ -311,7 +326,7 @@ func (s *sim) lostPaths() []lostPath {
 			if encapsulated {
 				wire += overhead
 			}
-			if wire > x.underlay || wire > y.underlay || size > y.devices[bridge] || size > y.podMTU {
+			if !x.carries(wire) || !y.carries(wire) || size > y.devices[bridge] || size > y.podMTU {
 				out = append(out, lostPath{pair: [2]string{x.name, y.name}, why: fmt.Sprintf("a %d-byte packet from a pod on %s (pod %d, pin %v, underlay %d) to a pod on %s (underlay %d, bridge %d, pod %d) is lost",
 					size, x.name, x.podMTU, ptr.Deref(x.pin, 0), x.underlay, y.name, y.underlay, y.devices[bridge], y.podMTU)})
 			}

@@ -91,18 +91,16 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return nil
 	}
 
-	verdict, result, err := r.reconcilePhases(ctx, policy, persist)
+	res, err := r.reconcilePhases(ctx, policy, persist)
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil // decided on a stale copy: decide again
 	}
+	verdict := deref(res.verdict)
 	if err != nil {
 		// Report the error as progress, so a transient failure shows in status too.
 		verdict = plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonProgressing, Message: err.Error()}}
 	}
-	for _, c := range verdict.Conditions(policy.Generation) {
-		meta.SetStatusCondition(&policy.Status.Conditions, c)
-	}
-	policy.Status.ObservedGeneration = policy.Generation
+	assembleConditions(policy, res.conditions, verdict)
 	// The status holds the migration's phase: a decision made on a stale copy of it must not
 	// overwrite a newer one, so the patch carries the resourceVersion it was made from.
 	if patchErr := r.Status().Patch(ctx, policy, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); patchErr != nil {
@@ -112,55 +110,92 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, fmt.Errorf("patching status: %w", patchErr)
 	}
 	recordMetrics(policy)
-	return result, err
+	return ctrl.Result{RequeueAfter: res.requeue}, err
 }
 
-// reconcilePhases runs the phases in order; each returns a verdict when the policy cannot go
-// further.
-func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, persist func(context.Context) error) (plan.Verdict, ctrl.Result, error) {
+// phaseResult is what a phase of Reconcile decided about the policy's status: the detail
+// conditions, the verdict when the policy can go no further now, and how soon to look again.
+// Phases do not set conditions; Reconcile assembles them all from the results, in one place.
+type phaseResult struct {
+	conditions []metav1.Condition
+	verdict    *plan.Verdict
+	requeue    time.Duration
+}
+
+// then adds a later phase's result: its conditions, its verdict if it has one, and the sooner
+// of the requeues.
+func (p phaseResult) then(next phaseResult) phaseResult {
+	p.conditions = append(p.conditions, next.conditions...)
+	if next.verdict != nil {
+		p.verdict = next.verdict
+	}
+	if next.requeue > 0 && (p.requeue == 0 || next.requeue < p.requeue) {
+		p.requeue = next.requeue
+	}
+	return p
+}
+
+// stop is a result that ends the reconcile with a verdict.
+func stop(v plan.Verdict, conditions ...metav1.Condition) phaseResult {
+	return phaseResult{conditions: conditions, verdict: &v}
+}
+
+// detail is a detail condition; its generation is set when it is assembled.
+func detail(conditionType string, status metav1.ConditionStatus, reason, msg string) metav1.Condition {
+	return metav1.Condition{Type: conditionType, Status: status, Reason: reason, Message: msg}
+}
+
+// assembleConditions sets the detail conditions the phases decided and the kstatus conditions
+// of the verdict, all for the policy's generation.
+func assembleConditions(policy *mtuv1alpha1.NetworkMTUPolicy, details []metav1.Condition, verdict plan.Verdict) {
+	for _, c := range details {
+		c.ObservedGeneration = policy.Generation
+		meta.SetStatusCondition(&policy.Status.Conditions, c)
+	}
+	for _, c := range verdict.Conditions(policy.Generation) {
+		meta.SetStatusCondition(&policy.Status.Conditions, c)
+	}
+	policy.Status.ObservedGeneration = policy.Generation
+}
+
+// reconcilePhases runs the phases in order; the first whose result has a verdict ends it.
+func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, persist func(context.Context) error) (phaseResult, error) {
 	if v, err := r.checkOverlap(ctx, policy); v != nil || err != nil {
-		return deref(v), ctrl.Result{}, err
+		return phaseResult{verdict: v}, err
 	}
 	nodes, err := r.gatherNodes(ctx, policy)
 	if err != nil {
-		return plan.Verdict{}, ctrl.Result{}, err
+		return phaseResult{}, err
 	}
 	outcome, err := r.computeMTUs(ctx, policy, nodeInputs(nodes))
 	if err != nil || outcome.Stalled != nil || outcome.Waiting != nil {
-		return plan.Verdict{Stalled: outcome.Stalled, Progressing: outcome.Waiting}, ctrl.Result{}, err
+		return stop(plan.Verdict{Stalled: outcome.Stalled, Progressing: outcome.Waiting}), err
 	}
-	det, v, err := r.detectCNI(ctx, policy)
-	if v != nil || err != nil {
-		return deref(v), ctrl.Result{}, err
+	det, res, err := r.detectCNI(ctx, policy)
+	if res.verdict != nil || err != nil {
+		return res, err
 	}
-	target, v := r.cniTarget(policy, det, outcome)
-	if v != nil {
-		return *v, ctrl.Result{}, nil
+	target, next := r.cniTarget(policy, det, outcome)
+	if res = res.then(next); res.verdict != nil {
+		return res, nil
 	}
 	cniPlan, err := r.planCNI(ctx, det, target, policy.Status.ReplacedValues)
 	if err != nil {
-		return plan.Verdict{}, ctrl.Result{}, err
+		return res, err
 	}
-	if cniPlan.problem != nil {
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, cniPlan.problem.Reason, cniPlan.problem.Message)
-		r.event(policy, corev1.EventTypeWarning, cniPlan.problem.Reason, "Configure", cniPlan.problem.Message)
-		return plan.Verdict{Stalled: cniPlan.problem}, ctrl.Result{}, nil
+	if p := cniPlan.problem; p != nil {
+		r.event(policy, corev1.EventTypeWarning, p.Reason, "Configure", p.Message)
+		return res.then(stop(plan.Verdict{Stalled: p}, detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, p.Reason, p.Message))), nil
 	}
-	step, result, err := r.migrate(ctx, policy, det, target, cniPlan, nodes, persist)
-	if err != nil || step.Verdict.Stalled != nil || step.Verdict.Progressing != nil {
-		return step.Verdict, result, err
+	next, err = r.migrate(ctx, policy, det, target, cniPlan, nodes, persist)
+	if res = res.then(next); err != nil || policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
+		return res, err
 	}
-	if policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
-		return step.Verdict, result, nil
+	if v := res.verdict; v.Stalled != nil || v.Progressing != nil {
+		return res, nil
 	}
-	v3, retry, err := r.remediatePods(ctx, policy, nodeInputs(nodes))
-	if retry > 0 && (result.RequeueAfter == 0 || retry < result.RequeueAfter) {
-		result.RequeueAfter = retry
-	}
-	if v3 != nil || err != nil {
-		return deref(v3), result, err
-	}
-	return step.Verdict, result, nil
+	next, err = r.remediatePods(ctx, policy, nodeInputs(nodes))
+	return res.then(next), err
 }
 
 func deref(v *plan.Verdict) plan.Verdict {
@@ -263,19 +298,18 @@ func writeComputed(status *mtuv1alpha1.NetworkMTUPolicyStatus, o plan.Outcome) {
 }
 
 // detectCNI finds the CNI and reports it in the CNIDetected condition.
-func (r *NetworkMTUPolicyReconciler) detectCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (detected, *plan.Verdict, error) {
+func (r *NetworkMTUPolicyReconciler) detectCNI(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (detected, phaseResult, error) {
 	seen, calicoObjs, err := r.seeCNIs(ctx)
 	if err != nil {
-		return detected{}, nil, err
+		return detected{}, phaseResult{}, err
 	}
 	det, problem := plan.DetectCNI(policy.Spec.CNI.Provider, seen)
 	if problem != nil {
 		policy.Status.CNI = ""
-		setCondition(policy, mtuv1alpha1.ConditionCNIDetected, metav1.ConditionFalse, problem.Reason, problem.Message)
-		return detected{}, &plan.Verdict{Stalled: problem}, nil
+		return detected{}, stop(plan.Verdict{Stalled: problem}, detail(mtuv1alpha1.ConditionCNIDetected, metav1.ConditionFalse, problem.Reason, problem.Message)), nil
 	}
 	policy.Status.CNI = det.Provider
-	setCondition(policy, mtuv1alpha1.ConditionCNIDetected, metav1.ConditionTrue, mtuv1alpha1.ReasonCNIFound, fmt.Sprintf("%s: %s", det.Provider, det.Evidence))
+	found := phaseResult{conditions: []metav1.Condition{detail(mtuv1alpha1.ConditionCNIDetected, metav1.ConditionTrue, mtuv1alpha1.ReasonCNIFound, fmt.Sprintf("%s: %s", det.Provider, det.Evidence))}}
 	d := detected{Detection: det, seen: seen, calico: calicoObjs, flannelVNI: 1}
 	if det.Provider == mtuv1alpha1.CNIFlannel {
 		cm := &corev1.ConfigMap{}
@@ -283,7 +317,7 @@ func (r *NetworkMTUPolicyReconciler) detectCNI(ctx context.Context, policy *mtuv
 			d.flannelVNI = flannel.VNI([]byte(cm.Data[plan.FlannelConfigKey]))
 		}
 	}
-	return d, nil, nil
+	return d, found, nil
 }
 
 type detected struct {
@@ -295,12 +329,11 @@ type detected struct {
 }
 
 // cniTarget is what the CNI and the nodes must reach; a verdict when the CNI cannot.
-func (r *NetworkMTUPolicyReconciler) cniTarget(policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (plan.CNITarget, *plan.Verdict) {
+func (r *NetworkMTUPolicyReconciler) cniTarget(policy *mtuv1alpha1.NetworkMTUPolicy, det detected, outcome plan.Outcome) (plan.CNITarget, phaseResult) {
 	target, err := plan.TargetFor(det.Provider, outcome.Result, det.flannelVNI)
 	if err != nil {
 		problem := &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, problem.Reason, problem.Message)
-		return target, &plan.Verdict{Stalled: problem}
+		return target, stop(plan.Verdict{Stalled: problem}, detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, problem.Reason, problem.Message))
 	}
 	policy.Status.PodMTU = target.PodMTU
 	if policy.Spec.Mode == mtuv1alpha1.ModeApply {
@@ -308,7 +341,7 @@ func (r *NetworkMTUPolicyReconciler) cniTarget(policy *mtuv1alpha1.NetworkMTUPol
 			PodMTU: target.PodMTU, Encapsulation: policy.Spec.Encapsulation.Type, UnderlayMTU: outcome.UnderlayMTU,
 		})
 	}
-	return target, nil
+	return target, phaseResult{}
 }
 
 // configPending says whether the CNI's documents need writing now. A value someone reverted
@@ -335,14 +368,14 @@ func configPending(policy *mtuv1alpha1.NetworkMTUPolicy, changes []mtuv1alpha1.C
 
 // writeCNIConfig writes every edit of the plan, records what it replaced, and, when the
 // CNI's agents are not restarted node by node, restarts their DaemonSets.
-func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, p cniPlan, restartDaemonSets bool, drift bool) error {
+func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, p cniPlan, restartDaemonSets bool, drift bool) (metav1.Condition, error) {
 	changes := p.changes()
 	for _, e := range p.edits {
 		if e.write == nil {
 			continue
 		}
 		if err := e.write(ctx); err != nil {
-			return fmt.Errorf("writing %s: %w", e.resource, err)
+			return metav1.Condition{}, fmt.Errorf("writing %s: %w", e.resource, err)
 		}
 		configWrites.WithLabelValues(policy.Name, string(det.Provider)).Inc()
 		r.event(policy, corev1.EventTypeNormal, mtuv1alpha1.ReasonConfigWritten, "Update", describeChanges(e.changes))
@@ -354,7 +387,7 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 		for _, ds := range p.restarts() {
 			ok, err := r.restartDaemonSet(ctx, ds, restartedAt)
 			if err != nil {
-				return fmt.Errorf("restarting DaemonSet %s: %w", ds, err)
+				return metav1.Condition{}, fmt.Errorf("restarting DaemonSet %s: %w", ds, err)
 			}
 			if ok {
 				r.event(policy, corev1.EventTypeNormal, "AgentsRestarted", "Restart", fmt.Sprintf("restarted DaemonSet %s so its agents read the new configuration", ds))
@@ -369,8 +402,7 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 		driftCorrections.WithLabelValues(policy.Name, string(det.Provider)).Inc()
 		r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonDriftCorrected, "Update", msg)
 	}
-	setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, reason, msg)
-	return nil
+	return detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, reason, msg), nil
 }
 
 // capChanges keeps status within the CRD's bound (64 entries).
@@ -381,12 +413,6 @@ func capChanges(c []mtuv1alpha1.ConfigChange) []mtuv1alpha1.ConfigChange {
 func isTrueFor(policy *mtuv1alpha1.NetworkMTUPolicy, conditionType string) bool {
 	c := meta.FindStatusCondition(policy.Status.Conditions, conditionType)
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == policy.Generation
-}
-
-func setCondition(policy *mtuv1alpha1.NetworkMTUPolicy, conditionType string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&policy.Status.Conditions, metav1.Condition{
-		Type: conditionType, Status: status, Reason: reason, Message: msg, ObservedGeneration: policy.Generation,
-	})
 }
 
 func (r *NetworkMTUPolicyReconciler) event(policy *mtuv1alpha1.NetworkMTUPolicy, eventType, reason, action, note string) {

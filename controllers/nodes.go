@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
@@ -119,13 +118,13 @@ func nodeInputs(nodes []migration.Node) []plan.NodeInput {
 // migrate takes the next step of the migration: it gathers the CNI's agent pods, decides with
 // the migration package, then writes what the step says: node specs, the CNI's documents,
 // the agent pods to restart, and the policy's status.
-func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, nodes []migration.Node, persist func(context.Context) error) (migration.Step, ctrl.Result, error) {
+func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, nodes []migration.Node, persist func(context.Context) error) (phaseResult, error) {
 	now := time.Now()
 	changes := p.changes()
 	pending, drift, driftWait := configPending(policy, changes, now)
 	agents, err := r.findCNIAgents(ctx, policy, p)
 	if err != nil {
-		return migration.Step{}, ctrl.Result{}, err
+		return phaseResult{}, err
 	}
 	for i := range nodes {
 		nodes[i].CNIPod = agents.byNode[nodes[i].Name]
@@ -151,37 +150,32 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		spec := step.Specs[n.Name]
 		spec.Probe.TimeoutSeconds = probeTimeoutSeconds
 		if err := r.writeNodeSpec(ctx, n.State, spec, n.RetryRequested); err != nil {
-			return step, ctrl.Result{}, err
+			return phaseResult{}, err
 		}
 	}
 	policy.Status.Migration = step.Migration.DeepCopy()
 	policy.Status.Nodes = step.Counts
-	r.reportUnderlay(policy, step.Underlay)
-	r.reportConfig(policy, step, p, driftWait)
+	configApplied := r.reportConfig(policy, step, p, driftWait)
 	if step.WriteConfig {
 		// The record goes first: if it cannot land (a conflict), nothing is written.
 		if err := persist(ctx); err != nil {
-			return step, ctrl.Result{}, err
+			return phaseResult{}, err
 		}
-		if err := r.writeCNIConfig(ctx, policy, det, p, !agents.paced && policy.Spec.CNI.AgentRestart != mtuv1alpha1.AgentRestartNever, drift); err != nil {
+		written, err := r.writeCNIConfig(ctx, policy, det, p, !agents.paced && policy.Spec.CNI.AgentRestart != mtuv1alpha1.AgentRestartNever, drift)
+		if err != nil {
 			// Still pending next time, when it is written (and recorded) again.
-			return step, ctrl.Result{}, err
+			return phaseResult{}, err
 		}
+		configApplied = written
 	}
 	for _, name := range step.RestartCNI {
 		if err := r.restartAgentOn(ctx, policy, agents, name); err != nil {
-			return step, ctrl.Result{}, err
+			return phaseResult{}, err
 		}
 	}
-	step.Verdict = r.reportNodes(policy, det, step)
-	result := ctrl.Result{RequeueAfter: resyncPeriod}
-	if step.Requeue > 0 {
-		result.RequeueAfter = step.Requeue
-	}
-	if driftWait > 0 && driftWait < result.RequeueAfter {
-		result.RequeueAfter = driftWait
-	}
-	return step, result, nil
+	nodesConverged, verdict := r.reportNodes(policy, det, step, configApplied)
+	res := phaseResult{conditions: []metav1.Condition{r.reportUnderlay(policy, step.Underlay), configApplied, nodesConverged}, verdict: &verdict, requeue: resyncPeriod}
+	return res.then(phaseResult{requeue: step.Requeue}).then(phaseResult{requeue: driftWait}), nil
 }
 
 // cniAgents are the CNI's agent pods as the migration needs them.
@@ -286,9 +280,9 @@ func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *m
 	return nil
 }
 
-// reportConfig sets ConfigApplied, and plannedChanges, for what the step decided about the
-// CNI's documents (a write sets it again once done).
-func (r *NetworkMTUPolicyReconciler) reportConfig(policy *mtuv1alpha1.NetworkMTUPolicy, step migration.Step, p cniPlan, driftWait time.Duration) {
+// reportConfig is ConfigApplied, with plannedChanges, for what the step decided about the
+// CNI's documents (a write replaces it once done).
+func (r *NetworkMTUPolicyReconciler) reportConfig(policy *mtuv1alpha1.NetworkMTUPolicy, step migration.Step, p cniPlan, driftWait time.Duration) metav1.Condition {
 	changes := p.changes()
 	policy.Status.PlannedChanges = nil
 	switch {
@@ -299,30 +293,32 @@ func (r *NetworkMTUPolicyReconciler) reportConfig(policy *mtuv1alpha1.NetworkMTU
 		if len(changes) == 0 && len(step.Planned) == 0 {
 			msg = "DryRun: the CNI configuration and the nodes already match, nothing would change"
 		}
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, msg)
+		return detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, msg)
 	case driftWait > 0:
 		msg := fmt.Sprintf("reverted by another writer: %s; re-applying in %s", describeChanges(changes), driftWait.Round(time.Second))
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonDriftCorrected, msg)
+		return detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonDriftCorrected, msg)
 	case len(changes) == 0:
-		if !isTrueFor(policy, mtuv1alpha1.ConditionConfigApplied) {
-			setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonConfigUpToDate, "the CNI configuration holds the computed values")
+		if isTrueFor(policy, mtuv1alpha1.ConditionConfigApplied) {
+			// Keep saying what was last written.
+			c := meta.FindStatusCondition(policy.Status.Conditions, mtuv1alpha1.ConditionConfigApplied)
+			return detail(c.Type, c.Status, c.Reason, c.Message)
 		}
-	case step.WriteConfig:
-		// writeCNIConfig reports it.
-	case step.Verdict.Stalled != nil:
+		return detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonConfigUpToDate, "the CNI configuration holds the computed values")
+	case step.Verdict.Stalled != nil && !step.WriteConfig:
 		policy.Status.PlannedChanges = capChanges(changes)
 		msg := fmt.Sprintf("not written while %s: %d field(s) wait in status.plannedChanges", step.Verdict.Stalled.Message, len(changes))
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, step.Verdict.Stalled.Reason, msg)
+		return detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, step.Verdict.Stalled.Reason, msg)
 	default:
+		// When the step writes them, writeCNIConfig's condition replaces this one.
 		policy.Status.PlannedChanges = capChanges(changes)
 		msg := fmt.Sprintf("%d field(s) wait in status.plannedChanges until every node's devices carry pod MTU %d (migration phase %s)", len(changes), policy.Status.PodMTU, step.Migration.Phase)
-		setCondition(policy, mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonRollingOut, msg)
+		return detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonRollingOut, msg)
 	}
 }
 
-// reportNodes sets NodesConverged from the step.
-// It returns the policy's verdict, with the Ready message when nothing is left to do.
-func (r *NetworkMTUPolicyReconciler) reportNodes(policy *mtuv1alpha1.NetworkMTUPolicy, det detected, step migration.Step) plan.Verdict {
+// reportNodes is NodesConverged for the step, and the policy's verdict, with the Ready message
+// when nothing is left to do.
+func (r *NetworkMTUPolicyReconciler) reportNodes(policy *mtuv1alpha1.NetworkMTUPolicy, det detected, step migration.Step, configApplied metav1.Condition) (metav1.Condition, plan.Verdict) {
 	rep := step.Nodes
 	status := metav1.ConditionFalse
 	switch {
@@ -335,23 +331,22 @@ func (r *NetworkMTUPolicyReconciler) reportNodes(policy *mtuv1alpha1.NetworkMTUP
 	if step.Verdict.Stalled != nil && (previous == nil || previous.Message != rep.Message) {
 		r.event(policy, corev1.EventTypeWarning, rep.Reason, "Rollout", rep.Message)
 	}
-	setCondition(policy, mtuv1alpha1.ConditionNodesConverged, status, rep.Reason, rep.Message)
-	if step.Verdict.Stalled == nil && step.Verdict.Progressing == nil {
+	verdict := step.Verdict
+	if verdict.Stalled == nil && verdict.Progressing == nil {
 		c := step.Counts
-		summary := fmt.Sprintf("%s pod MTU %d on %d node(s) (underlay %d, %s)", det.Provider, policy.Status.PodMTU, c.Selected, policy.Status.UnderlayMTU, policy.Spec.Encapsulation.Type)
+		verdict.Ready = fmt.Sprintf("%s pod MTU %d on %d node(s) (underlay %d, %s)", det.Provider, policy.Status.PodMTU, c.Selected, policy.Status.UnderlayMTU, policy.Spec.Encapsulation.Type)
 		if policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
-			summary = conditionMessage(policy, mtuv1alpha1.ConditionConfigApplied) + "; " + summary
+			verdict.Ready = configApplied.Message + "; " + verdict.Ready
 		}
-		step.Verdict.Ready = summary
 	}
-	return step.Verdict
+	return detail(mtuv1alpha1.ConditionNodesConverged, status, rep.Reason, rep.Message), verdict
 }
 
-// reportUnderlay sets UnderlayConsistent and emits an Event when the set of outliers changes.
-func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkMTUPolicy, u plan.UnderlayReport) {
+// reportUnderlay is UnderlayConsistent; it emits an Event when the set of outliers changes.
+func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkMTUPolicy, u plan.UnderlayReport) metav1.Condition {
 	switch {
 	case u.Reported == 0:
-		setCondition(policy, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionUnknown, mtuv1alpha1.ReasonProgressing, "no node has reported its underlay MTU yet")
+		return detail(mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionUnknown, mtuv1alpha1.ReasonProgressing, "no node has reported its underlay MTU yet")
 	case len(u.Outliers) > 0:
 		msg := fmt.Sprintf("%d of %d nodes have an underlay MTU other than %d: %s", len(u.Outliers), u.Reported, u.Expected, plan.Bounded(u.Outliers))
 		if policy.Spec.Underlay.Management == mtuv1alpha1.UnderlayEnforce {
@@ -361,15 +356,8 @@ func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkM
 		if previous == nil || previous.Message != msg {
 			r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonUnderlayMismatch, "Compare", msg)
 		}
-		setCondition(policy, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, msg)
+		return detail(mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionFalse, mtuv1alpha1.ReasonUnderlayMismatch, msg)
 	default:
-		setCondition(policy, mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, mtuv1alpha1.ReasonUnderlayMatches, fmt.Sprintf("all %d reporting nodes have underlay MTU %d", u.Reported, u.Expected))
+		return detail(mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, mtuv1alpha1.ReasonUnderlayMatches, fmt.Sprintf("all %d reporting nodes have underlay MTU %d", u.Reported, u.Expected))
 	}
-}
-
-func conditionMessage(policy *mtuv1alpha1.NetworkMTUPolicy, conditionType string) string {
-	if c := meta.FindStatusCondition(policy.Status.Conditions, conditionType); c != nil {
-		return c.Message
-	}
-	return ""
 }

@@ -24,9 +24,9 @@ func ClientOptions() client.Options {
 }
 
 // remediatePods acts on the stale pods the nodes reported, as the policy's pod action says,
-// and reports them in PodsCurrent. It returns a verdict when remediation is still under way
-// and how soon to look again.
-func (r *NetworkMTUPolicyReconciler) remediatePods(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, nodes []plan.NodeInput) (*plan.Verdict, time.Duration, error) {
+// and reports them in PodsCurrent, with a verdict while remediation is under way and how soon
+// to look again.
+func (r *NetworkMTUPolicyReconciler) remediatePods(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, nodes []plan.NodeInput) (phaseResult, error) {
 	stale, total, corrected := plan.StalePods(nodes)
 	policy.Status.StalePods = total
 	counts := mtuv1alpha1.PodCounts{Stale: total}
@@ -50,7 +50,7 @@ func (r *NetworkMTUPolicyReconciler) remediatePods(ctx context.Context, policy *
 		}
 		res, err := remediate.Evict(ctx, r.Client, r.Recorder, pods, limit)
 		if err != nil {
-			return nil, 0, err
+			return phaseResult{}, err
 		}
 		counts.Remediated = int32(res.Evicted + res.InFlight)
 		counts.Waiting = int32(res.Blocked + res.Bare)
@@ -67,15 +67,14 @@ func (r *NetworkMTUPolicyReconciler) remediatePods(ctx context.Context, policy *
 	default:
 		res, err := remediate.Report(ctx, r.Client, r.Recorder, pods)
 		if err != nil {
-			return nil, 0, err
+			return phaseResult{}, err
 		}
 		counts.Remediated = int32(res.Reported + res.AlreadyReported)
 	}
 	policy.Status.Pods = counts
 
 	if total == 0 {
-		setCondition(policy, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, mtuv1alpha1.ReasonNoStalePods, "every inventoried pod has the expected MTU")
-		return nil, 0, nil
+		return phaseResult{conditions: []metav1.Condition{detail(mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, mtuv1alpha1.ReasonNoStalePods, "every inventoried pod has the expected MTU")}}, nil
 	}
 	example := ""
 	if len(pods) > 0 {
@@ -83,13 +82,13 @@ func (r *NetworkMTUPolicyReconciler) remediatePods(ctx context.Context, policy *
 	}
 	msg := fmt.Sprintf("%d pod(s) have a stale MTU%s; action %s: %d %s, %d waiting, %d failed",
 		total, example, policy.Spec.StalePods.Action, counts.Remediated, remediatedVerb(policy.Spec.StalePods.Action), counts.Waiting, counts.Failed)
-	setCondition(policy, mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, mtuv1alpha1.ReasonStalePodsFound, msg)
+	res := phaseResult{conditions: []metav1.Condition{detail(mtuv1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, mtuv1alpha1.ReasonStalePodsFound, msg)}, requeue: retry}
 	// Report leaves the fix to people; Evict and InPlace are still working while pods remain
 	// that they can fix.
 	if !dryRun && policy.Spec.StalePods.Action != mtuv1alpha1.StalePodReport && total > counts.Waiting {
-		return &plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonPodsRemediating, Message: msg}}, retry, nil
+		res.verdict = &plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonPodsRemediating, Message: msg}}
 	}
-	return nil, retry, nil
+	return res, nil
 }
 
 // remediatedVerb says what the action did to the pods counted as remediated.

@@ -178,6 +178,9 @@ func runMigration(t *testing.T, w *story.World, m migration) bool {
 	if err := noRollbackNoPin(ctx, w.Lab); err != nil {
 		t.Errorf("%s: %v", m.name, err)
 	}
+	if err := pathsVerified(ctx, w.Lab); err != nil {
+		t.Errorf("%s: %v", m.name, err)
+	}
 	var full []story.Crossing
 	for _, p := range matrixPaths {
 		full = append(full, story.Crossing{From: p.From, To: p.To, Size: m.podMTU, Why: "every pod and every path at the new MTU"})
@@ -240,6 +243,26 @@ func restartedSinceWrite(ctx context.Context, l *lab.Lab, p *mtuv1alpha1.Network
 		}
 	}
 	return n
+}
+
+// pathsVerified: every node checked the paths to its peers at full size for the policy's
+// generation, with real don't-fragment probes, before the pins went.
+func pathsVerified(ctx context.Context, l *lab.Lab) error {
+	p, err := story.Policy(ctx, l)
+	if err != nil {
+		return err
+	}
+	var states mtuv1alpha1.NodeMTUStateList
+	if err := l.Client.List(ctx, &states); err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range states.Items {
+		if v := s.Status.Verification; v == nil || !v.Passed || v.PolicyGeneration != p.Generation {
+			errs = append(errs, fmt.Errorf("%s has no passed path check for generation %d: %+v", s.Name, p.Generation, v))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // revertConfig puts the CNI's pod-MTU setting back to what the lab installed, as a person with

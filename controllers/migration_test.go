@@ -184,7 +184,7 @@ func jumboPolicy(name, selector string) *mtuv1alpha1.NetworkMTUPolicy {
 	p.Spec.Underlay.Management = mtuv1alpha1.UnderlayEnforce
 	one := intstr.FromInt32(1)
 	p.Spec.Rollout.MaxUnavailable = &one
-	p.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"migration": selector}}
+	p.Spec.NodeSelector = &mtuv1alpha1.NodeSelector{MatchLabels: map[string]mtuv1alpha1.NodeLabelValue{"migration": mtuv1alpha1.NodeLabelValue(selector)}}
 	return p
 }
 

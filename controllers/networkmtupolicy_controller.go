@@ -205,8 +205,14 @@ func deref(v *plan.Verdict) plan.Verdict {
 	return *v
 }
 
-// checkOverlap stalls a policy that selects a node an older policy already selects.
+// checkOverlap stalls a policy whose node selector cannot work, or that selects a node an
+// older policy already selects.
 func (r *NetworkMTUPolicyReconciler) checkOverlap(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (*plan.Verdict, error) {
+	me, err := selectionOf(policy)
+	if err != nil {
+		// Admission checks what a schema can; what is left can only be fixed by a person.
+		return &plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonInvalidNodeSelector, Message: err.Error()}}, nil //nolint:nilerr // reported in status, not retried
+	}
 	var policies mtuv1alpha1.NetworkMTUPolicyList
 	if err := r.List(ctx, &policies); err != nil {
 		return nil, err
@@ -222,10 +228,6 @@ func (r *NetworkMTUPolicyReconciler) checkOverlap(ctx context.Context, policy *m
 	nodeLabels := make([]labels.Set, 0, len(nodes.Items))
 	for _, n := range nodes.Items {
 		nodeLabels = append(nodeLabels, n.Labels)
-	}
-	me, err := selectionOf(policy)
-	if err != nil {
-		return nil, err
 	}
 	var others []plan.PolicySelection
 	for i := range policies.Items {
@@ -243,7 +245,7 @@ func (r *NetworkMTUPolicyReconciler) checkOverlap(ctx context.Context, policy *m
 func selectionOf(p *mtuv1alpha1.NetworkMTUPolicy) (plan.PolicySelection, error) {
 	s := plan.PolicySelection{Name: p.Name, Created: p.CreationTimestamp.Time}
 	if p.Spec.NodeSelector != nil && (len(p.Spec.NodeSelector.MatchLabels) > 0 || len(p.Spec.NodeSelector.MatchExpressions) > 0) {
-		sel, err := metav1.LabelSelectorAsSelector(p.Spec.NodeSelector)
+		sel, err := metav1.LabelSelectorAsSelector(p.Spec.NodeSelector.LabelSelector())
 		if err != nil {
 			return s, fmt.Errorf("spec.nodeSelector: %w", err)
 		}

@@ -265,10 +265,10 @@ type NetworkMTUPolicySpec struct {
 	// +optional
 	CNI CNISpec `json:"cni,omitempty"`
 
-	// nodeSelector selects the nodes this policy manages; all nodes when omitted. Two
-	// policies must not select the same node.
+	// nodeSelector selects the nodes this policy manages, as a label selector; all nodes when
+	// omitted. Two policies must not select the same node.
 	// +optional
-	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
+	NodeSelector *NodeSelector `json:"nodeSelector,omitempty"`
 
 	// rollout paces the change over the selected nodes.
 	// +kubebuilder:default={}
@@ -478,6 +478,73 @@ type NetworkMTUPolicyStatus struct {
 	// +kubebuilder:validation:MaxItems=4
 	// +optional
 	PodMTUHistory []PodMTUEra `json:"podMTUHistory,omitempty"`
+}
+
+// NodeSelector is a label selector, written as metav1.LabelSelector is, and checked at
+// admission as Kubernetes checks its own: a selector that can never work is refused with a
+// message, not admitted to fail later. (The schema bounds it so that the checks stay cheap.)
+// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? (has(e.values) && size(e.values) > 0) : (!has(e.values) || size(e.values) == 0))",message="nodeSelector.matchExpressions: In and NotIn need values; Exists and DoesNotExist take none"
+// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="nodeSelector.matchLabels: each key must be a label key: an optional DNS-subdomain prefix and '/', then up to 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"
+type NodeSelector struct {
+	// matchLabels selects the nodes that have every one of these labels, with these values.
+	// Keys are checked when the controller reads them (a key that is not a label key stalls the
+	// policy with InvalidNodeSelector); values are label values: empty, or up to 63 letters,
+	// digits, '-', '_' or '.', beginning and ending with a letter or digit.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	MatchLabels map[string]NodeLabelValue `json:"matchLabels,omitempty"`
+	// matchExpressions are requirements every selected node meets.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	MatchExpressions []NodeSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// NodeLabelValue is a label value.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type NodeLabelValue string
+
+// NodeSelectorRequirement is a requirement on one label.
+type NodeSelectorRequirement struct {
+	// key is the label key: an optional DNS-subdomain prefix and '/', then up to 63 letters,
+	// digits, '-', '_' or '.', beginning and ending with a letter or digit.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=317
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
+	// +required
+	Key string `json:"key"`
+	// operator is In, NotIn, Exists or DoesNotExist.
+	// +kubebuilder:validation:Enum=In;NotIn;Exists;DoesNotExist
+	// +required
+	Operator metav1.LabelSelectorOperator `json:"operator"`
+	// values are the label values In and NotIn compare with; Exists and DoesNotExist take none.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	// +optional
+	Values []NodeLabelValue `json:"values,omitempty"`
+}
+
+// LabelSelector is the selector as Kubernetes' libraries take it.
+func (s *NodeSelector) LabelSelector() *metav1.LabelSelector {
+	if s == nil {
+		return nil
+	}
+	out := &metav1.LabelSelector{}
+	for k, v := range s.MatchLabels {
+		if out.MatchLabels == nil {
+			out.MatchLabels = map[string]string{}
+		}
+		out.MatchLabels[k] = string(v)
+	}
+	for _, e := range s.MatchExpressions {
+		r := metav1.LabelSelectorRequirement{Key: e.Key, Operator: e.Operator}
+		for _, v := range e.Values {
+			r.Values = append(r.Values, string(v))
+		}
+		out.MatchExpressions = append(out.MatchExpressions, r)
+	}
+	return out
 }
 
 // MigrationPhase is a step of the migration protocol.

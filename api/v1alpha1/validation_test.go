@@ -70,9 +70,17 @@ func TestPolicyAdmission(t *testing.T) {
 		{"maxUnavailable as a number", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, rollout: {maxUnavailable: 2}}", ""},
 		{"maxUnavailable as 100%", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, rollout: {maxUnavailable: '100%'}}", ""},
 		{"node selector", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchLabels: {pool: jumbo}}}", ""},
+		{"node selector with a prefixed key and expressions", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchLabels: {'node.kubernetes.io/pool': jumbo-1}, matchExpressions: [{key: zone, operator: In, values: [a, b]}, {key: gpu, operator: DoesNotExist}]}}", ""},
 		{"largest MTU", "{underlay: {mtu: 65535}, encapsulation: {type: Geneve}}", ""},
 
 		// Rejected, each with the message a user reads.
+		{"node selector: unknown operator", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchExpressions: [{key: zone, operator: Equals, values: [a]}]}}", `Unsupported value: "Equals": supported values: "In", "NotIn", "Exists", "DoesNotExist"`},
+		{"node selector: Exists with values", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchExpressions: [{key: zone, operator: Exists, values: [a]}]}}", "In and NotIn need values; Exists and DoesNotExist take none"},
+		{"node selector: In without values", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchExpressions: [{key: zone, operator: In}]}}", "In and NotIn need values"},
+		{"node selector: a key with a space", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchLabels: {'node pool': jumbo}}}", "each key must be a label key"},
+		{"node selector: an expression key with a space", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchExpressions: [{key: 'my zone', operator: Exists}]}}", `matchExpressions[0].key: Invalid value: "my zone"`},
+		{"node selector: a value too long", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchLabels: {pool: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'}}}", "matchLabels.pool: Too long: may not be more than 63 bytes"},
+		{"node selector: a value that is not a label value", "{underlay: {mtu: 9000}, encapsulation: {type: VXLAN}, nodeSelector: {matchLabels: {pool: '-jumbo'}}}", "matchLabels.pool in body should match"},
 		{"no underlay", "{encapsulation: {type: VXLAN}}", "spec.underlay: Required value"},
 		{"no encapsulation", "{underlay: {mtu: 9000}}", "spec.encapsulation: Required value"},
 		{"MTU below 576", "{underlay: {mtu: 575}, encapsulation: {type: None}}", "should be greater than or equal to 576"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,5 +272,99 @@ func TestFailedNodeRetriedByAnnotation(t *testing.T) {
 	}
 	if _, ok := state.Annotations[mtuv1alpha1.RetryAnnotation]; ok || state.Spec.Attempt != 1 {
 		t.Errorf("after the retry: annotations %v attempt %d", state.Annotations, state.Spec.Attempt)
+	}
+}
+
+// TestDeletingAPolicyReleasesItsNodes: a policy deleted halfway through a migration (stalled
+// on a failed node) has every
+// node release its route pins first, then its NodeMTUStates and the pods' stale-MTU annotations
+// go, the CNI's configuration stays as written, and the policy is gone.
+func TestDeletingAPolicyReleasesItsNodes(t *testing.T) {
+	agents, _ := migrationFixture(t, "delete", 2)
+	// Node 0's change fails, so the migration holds still with every route pinned.
+	agents[0].SetRefuse(true)
+	p := jumboPolicy(agents[0].Node[:len(agents[0].Node)-2], agents[0].Node[:len(agents[0].Node)-2])
+	createPolicy(t, p)
+	stalePodFixture(t, "delete-web", agents[0].Node, true)
+	ctx := context.Background()
+	pod := &corev1.Pod{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "delete-web"}, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Annotations = map[string]string{"networking.mtu-operator.io/stale-mtu": "1450 (expected 8950)"}
+	if err := env.Client.Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	// Mid-migration: routes pinned on every node.
+	waitForStatus(t, p, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
+		if !slices.Contains(p.Finalizers, Finalizer) {
+			return fmt.Errorf("no finalizer")
+		}
+		if err := conditionIs(p, mtuv1alpha1.ConditionStalled, "True", mtuv1alpha1.ReasonNodeFailed); err != nil {
+			return err
+		}
+		for _, a := range agents {
+			if a.Pinned() == nil {
+				return fmt.Errorf("%s not pinned yet (phase %v)", a.Node, p.Status.Migration)
+			}
+		}
+		return nil
+	})
+	before := getConfigMap(t, "kube-flannel", "kube-flannel-cfg").Data["net-conf.json"]
+	// node 1's agent is down: it cannot confirm, so the deletion waits for it, then says so.
+	agents[1].Stop()
+	deleted := time.Now()
+	if err := env.Client.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node 0's pin released before its state goes", func() error {
+		if pin := agents[0].Pinned(); pin != nil {
+			return fmt.Errorf("pinned at %d", *pin)
+		}
+		s := &mtuv1alpha1.NodeMTUState{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: agents[1].Node}, s); err != nil {
+			return fmt.Errorf("node 1's state went before the wait for its agent: %w", err)
+		}
+		return nil
+	})
+	eventually(t, "the policy gone", func() error {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(p), &mtuv1alpha1.NetworkMTUPolicy{})
+		if err == nil {
+			return fmt.Errorf("still there")
+		}
+		return client.IgnoreNotFound(err)
+	})
+	if waited := time.Since(deleted); waited < testReleaseTimeout {
+		t.Errorf("the policy went after %s, without waiting %s for node 1's silent agent", waited, testReleaseTimeout)
+	}
+	eventually(t, "a PinsNotConfirmed event naming node 1", func() error {
+		for _, e := range eventsFor(t, p.Name) {
+			if e.Reason == "PinsNotConfirmed" && strings.Contains(e.Note, agents[1].Node) {
+				return nil
+			}
+		}
+		return fmt.Errorf("none")
+	})
+	agents[1].Start() // back up, it finds its state gone and releases what it pinned
+	for _, a := range agents {
+		eventually(t, a.Node+" without a pin", func() error {
+			if pin := a.Pinned(); pin != nil {
+				return fmt.Errorf("pinned at %d", *pin)
+			}
+			return nil
+		})
+		err := env.Client.Get(ctx, client.ObjectKey{Name: a.Node}, &mtuv1alpha1.NodeMTUState{})
+		if client.IgnoreNotFound(err) != nil || err == nil {
+			t.Errorf("NodeMTUState %s: %v, want it deleted", a.Node, err)
+		}
+	}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "delete-web"}, pod); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := pod.Annotations["networking.mtu-operator.io/stale-mtu"]; ok {
+		t.Errorf("the stale-MTU annotation survived the policy: %q", a)
+	}
+	if after := getConfigMap(t, "kube-flannel", "kube-flannel-cfg").Data["net-conf.json"]; after != before {
+		t.Errorf("net-conf.json changed when the policy was deleted:\n%s\nwas:\n%s", after, before)
 	}
 }

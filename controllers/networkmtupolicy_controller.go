@@ -52,9 +52,13 @@ type NetworkMTUPolicyReconciler struct {
 	// custom resources).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// ReleaseTimeout is how long a deleted policy waits for its agents to confirm they
+	// released their route pins; DefaultReleaseTimeout when zero.
+	ReleaseTimeout time.Duration
 }
 
-// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
@@ -77,6 +81,19 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 			forgetMetrics(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if policy.DeletionTimestamp != nil {
+		wait, err := r.finalize(ctx, policy)
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
+		return ctrl.Result{RequeueAfter: wait}, err
+	}
+	if err := r.ensureFinalizer(ctx, policy); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
+		return ctrl.Result{}, err
 	}
 	base := policy.DeepCopy()
 	// persist records the migration before a write it decided on, so that a lost status patch

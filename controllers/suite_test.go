@@ -28,6 +28,9 @@ var (
 
 // TestMain starts one API server for the package and a manager running the controllers, as
 // cmd/manager wires them.
+// testReleaseTimeout is how long a deleted policy waits here for a silent agent.
+const testReleaseTimeout = 3 * time.Second
+
 func TestMain(m *testing.M) {
 	testenv.SetLogger()
 	root, err := testenv.RepoRoot()
@@ -42,7 +45,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		managerClient = mgr.GetClient()
-		if err := (&NetworkMTUPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(FieldManager)}).SetupWithManager(mgr); err != nil {
+		if err := (&NetworkMTUPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(FieldManager), ReleaseTimeout: testReleaseTimeout}).SetupWithManager(mgr); err != nil {
 			panic(err)
 		}
 		stop := testenv.StartManager(mgr)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,7 +30,29 @@ type Simulated struct {
 	// Refuse makes every change fail its probe, as a node that loses its peers would.
 	Refuse bool
 
-	mu sync.Mutex // guards the fields above once Run has started
+	mu  sync.Mutex // guards the fields above once Run has started
+	pin *int32     // the route MTU pinned "in the kernel"
+	// stopped: the agent does not run; the node keeps what it has.
+	stopped bool
+}
+
+// Pinned is the route MTU the simulated node has pinned now; nil when none.
+func (s *Simulated) Pinned() *int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pin
+}
+
+// Stop stops the agent, as a crash does; Start starts it again.
+func (s *Simulated) Stop() { s.setStopped(true) }
+
+// Start starts a stopped agent again.
+func (s *Simulated) Start() { s.setStopped(false) }
+
+func (s *Simulated) setStopped(stopped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = stopped
 }
 
 // SetRefuse sets Refuse while the agent runs.
@@ -59,8 +82,20 @@ func (s *Simulated) Run(ctx context.Context, every time.Duration) {
 
 // Step acts on the node's spec once, if the agent has not reported on it yet.
 func (s *Simulated) Step(ctx context.Context) error {
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return nil
+	}
 	state := &mtuv1alpha1.NodeMTUState{}
 	if err := s.Client.Get(ctx, types.NamespacedName{Name: s.Node}, state); err != nil {
+		if apierrors.IsNotFound(err) {
+			// No policy manages the node any more: give routes their own MTU back.
+			s.mu.Lock()
+			s.pin = nil
+			s.mu.Unlock()
+		}
 		return client.IgnoreNotFound(err)
 	}
 	if state.Status.ObservedGeneration >= state.Generation && state.Status.UnderlayMTU != 0 {
@@ -83,7 +118,7 @@ func (s *Simulated) Step(ctx context.Context) error {
 	if s.Address != "" {
 		status.UnderlayAddresses = []string{s.Address}
 	}
-	status.RouteMTU = spec.RouteMTU
+	status.RouteMTU, s.pin = spec.RouteMTU, spec.RouteMTU
 	status.Interfaces = nil
 	for _, i := range spec.Interfaces {
 		m, ok := s.Devices[i.Name]

@@ -258,6 +258,24 @@ func (n *Node) LinkMTUs() (map[string]int, error) {
 	return n.ns.linkMTUs()
 }
 
+// PinnedRoutes lists the node's routes that carry an MTU of their own, as the agent's route pins
+// do (flanneld and the stand-ins set none).
+func (n *Node) PinnedRoutes() ([]string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	routes, err := n.ns.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s's routes: %w", n.Name, err)
+	}
+	var pinned []string
+	for _, r := range routes {
+		if r.MTU > 0 {
+			pinned = append(pinned, fmt.Sprintf("%s mtu %d", r.Dst, r.MTU))
+		}
+	}
+	return pinned, nil
+}
+
 // startPod gives a pod a network namespace and an eth0 joined to the node, and returns its
 // address and eth0's MTU. flannel's pods get theirs from the real CNI plugins, which read
 // flanneld's subnet.env; a stand-in CNI's from what its configuration in the API says. A pod

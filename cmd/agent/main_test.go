@@ -134,6 +134,7 @@ func TestAgentInANamespace(t *testing.T) {
 	if err := env.Client.Status().Update(ctx, k8sNode); err != nil {
 		t.Fatal(err)
 	}
+	livePolicy(t, "jumbo")
 	state := &mtuv1alpha1.NodeMTUState{}
 	state.Name = "node-1"
 	state.Spec = mtuv1alpha1.NodeMTUStateSpec{
@@ -315,6 +316,7 @@ func TestAgentCorrectsStalePodsInPlace(t *testing.T) {
 	}
 
 	// noEncap at 1500: the bridge goes from 1450 to 1500; pods are only reported at first.
+	livePolicy(t, "noencap")
 	state := &mtuv1alpha1.NodeMTUState{}
 	state.Name = "node-2"
 	state.Spec = mtuv1alpha1.NodeMTUStateSpec{
@@ -361,4 +363,20 @@ func TestAgentCorrectsStalePodsInPlace(t *testing.T) {
 			t.Errorf("%s MTU %d; want 1500 on both ends", c.link, m)
 		}
 	}
+}
+
+// livePolicy creates the policy a test's NodeMTUState names: an agent enforces only the states
+// of a policy that exists. No controller runs here, so nothing else acts on it.
+func livePolicy(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	mtu := int32(9000)
+	p := &mtuv1alpha1.NetworkMTUPolicy{}
+	p.Name = name
+	p.Spec.Underlay.MTU = &mtu
+	p.Spec.Encapsulation.Type = mtuv1alpha1.EncapsulationVXLAN
+	if err := env.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, p) })
 }

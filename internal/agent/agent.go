@@ -79,6 +79,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch
 
 // Reconcile brings the node to its NodeMTUState's spec and reports.
 func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
@@ -89,6 +90,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 			return ctrl.Result{}, r.Pinner.Release()
 		}
 		return ctrl.Result{}, err
+	}
+	if orphaned, err := r.policyGone(ctx, state.Spec.Policy); err != nil || orphaned {
+		// Its policy is gone (deleted while the manager was away, or its finalizer removed by
+		// hand): nothing it asked for is enforced any more.
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		// Looked again later: a policy only just created may not be in the cache yet.
+		return ctrl.Result{RequeueAfter: resyncPeriod}, r.releaseForGonePolicy(ctx, state)
 	}
 	base := state.DeepCopy()
 	status := &state.Status
@@ -131,6 +141,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, fmt.Errorf("reporting NodeMTUState status: %w", err)
 	}
 	return result, nil
+}
+
+// policyGone says whether the NodeMTUState's policy no longer exists.
+func (r *Reconciler) policyGone(ctx context.Context, name string) (bool, error) {
+	if name == "" {
+		return false, nil
+	}
+	err := r.Get(ctx, types.NamespacedName{Name: name}, &mtuv1alpha1.NetworkMTUPolicy{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	return false, err
+}
+
+// releaseForGonePolicy gives routes their own MTU back and reports that nothing is enforced.
+func (r *Reconciler) releaseForGonePolicy(ctx context.Context, state *mtuv1alpha1.NodeMTUState) error {
+	base := state.DeepCopy()
+	if state.Status.RouteMTU != nil {
+		r.flushPodPathMTUs()
+	}
+	if err := r.Pinner.Release(); err != nil && !errors.Is(err, netdev.ErrLinkNotFound) {
+		return err
+	}
+	state.Status.RouteMTU = nil
+	meta.SetStatusCondition(&state.Status.Conditions, metav1.Condition{Type: mtuv1alpha1.ConditionConverged, Status: metav1.ConditionFalse,
+		Reason: "PolicyGone", Message: fmt.Sprintf("NetworkMTUPolicy %s no longer exists: nothing is enforced here, route pins are released", state.Spec.Policy), ObservedGeneration: state.Generation})
+	if err := r.Status().Patch(ctx, state, client.MergeFrom(base), client.FieldOwner(FieldManager)); err != nil {
+		return fmt.Errorf("reporting NodeMTUState status: %w", err)
+	}
+	return nil
 }
 
 type detectedUnderlay struct {
@@ -379,6 +419,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, name string, linkEvents 
 		Named(name).
 		For(&mtuv1alpha1.NodeMTUState{}, builder.WithPredicates(own, predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, enqueueOwn, builder.WithPredicates(own)).
+		// Its policy going away ends what the node enforces.
+		Watches(&mtuv1alpha1.NetworkMTUPolicy{}, enqueueOwn, builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(event.UpdateEvent) bool { return false },
+		})).
 		Watches(&corev1.Pod{}, enqueueOwn, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			p, ok := o.(*corev1.Pod)
 			return ok && p.Spec.NodeName == r.NodeName

@@ -231,3 +231,40 @@ func TestFailedNodeHaltsTheRollout(t *testing.T) {
 		}
 	}
 }
+
+// TestStateOfAGonePolicyIsNotEnforced: a NodeMTUState whose policy no longer exists (deleted
+// while the manager was away, its finalizer removed by hand) changes nothing on the node and
+// pins nothing, and the agent says why.
+func TestStateOfAGonePolicyIsNotEnforced(t *testing.T) {
+	n := newNode("orphan-1", 9000)
+	cluster(t, 0, n)
+	ctx := context.Background()
+	pin := int32(1450)
+	state := &mtuv1alpha1.NodeMTUState{}
+	state.Name = n.name
+	state.Spec = mtuv1alpha1.NodeMTUStateSpec{
+		Policy: "deleted-long-ago", Phase: mtuv1alpha1.PhaseConverge, UnderlayInterfacePattern: "^eth", PodMTU: 8950, RouteMTU: &pin,
+		Interfaces: []mtuv1alpha1.ManagedInterface{{Name: "flannel.1", Role: mtuv1alpha1.RoleTunnel, MTU: 8950}, {Name: "cni0", Role: mtuv1alpha1.RoleBridge, MTU: 8950}},
+	}
+	if err := env.Client.Create(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the agent says the policy is gone", func() error {
+		s := &mtuv1alpha1.NodeMTUState{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(state), s); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(s.Status.Conditions, mtuv1alpha1.ConditionConverged); c == nil || c.Reason != "PolicyGone" {
+			return fmt.Errorf("converged %+v", c)
+		}
+		return nil
+	})
+	if l, _ := n.links.Link("flannel.1"); l.MTU != 1450 {
+		t.Errorf("flannel.1 changed to %d for a policy that is gone", l.MTU)
+	}
+	for _, r := range n.links.AllRoutes() {
+		if r.MTU != 0 {
+			t.Errorf("route %s pinned at %d for a policy that is gone", r.ID(), r.MTU)
+		}
+	}
+}

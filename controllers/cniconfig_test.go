@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -537,4 +538,43 @@ func TestNoCNIStalls(t *testing.T) {
 	if got.Status.PodMTU != 8950 {
 		t.Errorf("pod MTU %d; the computation should still be shown", got.Status.PodMTU)
 	}
+}
+
+// TestOneOwnerOfTheCNIConfiguration: of two policies over disjoint nodes that want different
+// CNI configurations, the older owns it and the younger is Stalled naming it, with nothing
+// rewritten back and forth; when the older goes, the younger takes over, says so, and writes.
+func TestOneOwnerOfTheCNIConfiguration(t *testing.T) {
+	flannelFixture(t, flannelNetConf)
+	older := newPolicy("cni-owner", 9000, mtuv1alpha1.EncapsulationVXLAN)
+	older.Spec.NodeSelector = &mtuv1alpha1.NodeSelector{MatchLabels: map[string]mtuv1alpha1.NodeLabelValue{"pool": "jumbo"}}
+	createPolicy(t, older)
+	waitForStatus(t, older, ready)
+	time.Sleep(time.Second) // creation times have seconds only: the younger must be younger
+	younger := newPolicy("cni-younger", 1500, mtuv1alpha1.EncapsulationVXLAN)
+	younger.Spec.NodeSelector = &mtuv1alpha1.NodeSelector{MatchLabels: map[string]mtuv1alpha1.NodeLabelValue{"pool": "small"}}
+	createPolicy(t, younger)
+	waitForStatus(t, younger, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
+		if err := conditionIs(p, mtuv1alpha1.ConditionStalled, "True", mtuv1alpha1.ReasonCNIConfigOwned); err != nil {
+			return err
+		}
+		if msg := condition(p, mtuv1alpha1.ConditionStalled).Message; !strings.Contains(msg, "NetworkMTUPolicy cni-owner") {
+			return fmt.Errorf("the message does not name the owner: %s", msg)
+		}
+		return nil
+	})
+	rv := getConfigMap(t, "kube-flannel", "kube-flannel-cfg").ResourceVersion
+	time.Sleep(2 * time.Second)
+	cm := getConfigMap(t, "kube-flannel", "kube-flannel-cfg")
+	if cm.ResourceVersion != rv || backend(t, cm.Data["net-conf.json"])["MTU"] != float64(9000) {
+		t.Fatalf("the CNI configuration changed while owned by the older policy:\n%s", cm.Data["net-conf.json"])
+	}
+
+	if err := env.Client.Delete(context.Background(), older); err != nil {
+		t.Fatal(err)
+	}
+	waitForStatus(t, younger, ready)
+	if b := backend(t, getConfigMap(t, "kube-flannel", "kube-flannel-cfg").Data["net-conf.json"]); b["MTU"] != float64(1500) {
+		t.Errorf("Backend after the takeover = %v; want MTU 1500", b)
+	}
+	eventually(t, "a CNIConfigTakenOver event", func() error { return hasEvent(t, younger.Name, "CNIConfigTakenOver") })
 }

@@ -204,7 +204,11 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 		r.event(policy, corev1.EventTypeWarning, p.Reason, "Configure", p.Message)
 		return res.then(stop(plan.Verdict{Stalled: p}, detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, p.Reason, p.Message))), nil
 	}
-	next, err = r.migrate(ctx, policy, det, target, cniPlan, nodes, persist)
+	owner, next := r.cniOwnership(ctx, policy, target)
+	if res = res.then(next); res.verdict != nil {
+		return res, nil
+	}
+	next, err = r.migrate(ctx, policy, det, target, cniPlan, nodes, owner, persist)
 	if res = res.then(next); err != nil || policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
 		return res, err
 	}
@@ -220,6 +224,42 @@ func deref(v *plan.Verdict) plan.Verdict {
 		return plan.Verdict{}
 	}
 	return *v
+}
+
+// cniOwnership decides who writes the CNI configuration, which every node shares: the oldest
+// policy in Apply mode (plan.CNIOwner). It returns the owner's name when it is another policy;
+// a policy that would configure the CNI differently from its owner is Stalled, naming it.
+func (r *NetworkMTUPolicyReconciler) cniOwnership(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, target plan.CNITarget) (string, phaseResult) {
+	if policy.Spec.Mode != mtuv1alpha1.ModeApply {
+		return "", phaseResult{} // a dry run writes nothing
+	}
+	var policies mtuv1alpha1.NetworkMTUPolicyList
+	if err := r.List(ctx, &policies); err != nil {
+		// Not knowing the owner, write nothing this time.
+		return "", stop(plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonProgressing, Message: fmt.Sprintf("listing policies to find the CNI configuration's owner: %v", err)}})
+	}
+	me := plan.CNIWriter{PolicySelection: plan.PolicySelection{Name: policy.Name, Created: policy.CreationTimestamp.Time}, PodMTU: target.PodMTU, Encapsulation: policy.Spec.Encapsulation.Type}
+	writers := []plan.CNIWriter{me}
+	for _, p := range policies.Items {
+		if p.Name == policy.Name || p.DeletionTimestamp != nil || p.Spec.Mode != mtuv1alpha1.ModeApply || p.Status.PodMTU == 0 {
+			continue
+		}
+		writers = append(writers, plan.CNIWriter{PolicySelection: plan.PolicySelection{Name: p.Name, Created: p.CreationTimestamp.Time}, PodMTU: p.Status.PodMTU, Encapsulation: p.Spec.Encapsulation.Type})
+	}
+	owner := plan.CNIOwner(writers)
+	if owner.Name == policy.Name {
+		if c := meta.FindStatusCondition(policy.Status.Conditions, mtuv1alpha1.ConditionConfigApplied); c != nil && c.Reason == mtuv1alpha1.ReasonCNIConfigOwned {
+			r.event(policy, corev1.EventTypeNormal, "CNIConfigTakenOver", "Configure", "the policy that owned the CNI configuration is gone: this policy owns it now and configures it through a paced migration")
+		}
+		return "", phaseResult{}
+	}
+	if me.Agrees(*owner) {
+		return owner.Name, phaseResult{}
+	}
+	msg := fmt.Sprintf("the CNI configuration, which every node shares, is owned by NetworkMTUPolicy %s (pod MTU %d, %s); this policy would set pod MTU %d, %s: give it the same underlay.mtu and encapsulation, or manage these nodes from %s",
+		owner.Name, owner.PodMTU, owner.Encapsulation, me.PodMTU, me.Encapsulation, owner.Name)
+	return owner.Name, stop(plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonCNIConfigOwned, Message: msg}},
+		detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonCNIConfigOwned, msg))
 }
 
 // checkOverlap stalls a policy whose node selector cannot work, or that selects a node an

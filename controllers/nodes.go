@@ -118,10 +118,15 @@ func nodeInputs(nodes []migration.Node) []plan.NodeInput {
 // migrate takes the next step of the migration: it gathers the CNI's agent pods, decides with
 // the migration package, then writes what the step says: node specs, the CNI's documents,
 // the agent pods to restart, and the policy's status.
-func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, nodes []migration.Node, persist func(context.Context) error) (phaseResult, error) {
+// cniOwner, when set, is the policy that writes the CNI configuration this one agrees with: this
+// one then manages its nodes only.
+func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, nodes []migration.Node, cniOwner string, persist func(context.Context) error) (phaseResult, error) {
 	now := time.Now()
 	changes := p.changes()
 	pending, drift, driftWait := configPending(policy, changes, now)
+	if cniOwner != "" {
+		pending, drift, driftWait = false, false, 0
+	}
 	agents, err := r.findCNIAgents(ctx, policy, p)
 	if err != nil {
 		return phaseResult{}, err
@@ -156,6 +161,13 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	policy.Status.Migration = step.Migration.DeepCopy()
 	policy.Status.Nodes = step.Counts
 	configApplied := r.reportConfig(policy, step, p, driftWait)
+	if cniOwner != "" && policy.Spec.Mode == mtuv1alpha1.ModeApply {
+		configApplied = detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonCNIConfigOwned,
+			fmt.Sprintf("NetworkMTUPolicy %s owns the CNI configuration and sets the same values; this policy manages its nodes only", cniOwner))
+		if len(changes) > 0 {
+			configApplied.Status, configApplied.Message = metav1.ConditionFalse, fmt.Sprintf("NetworkMTUPolicy %s owns the CNI configuration and has not written the values both policies want yet", cniOwner)
+		}
+	}
 	if step.WriteConfig {
 		// The record goes first: if it cannot land (a conflict), nothing is written.
 		if err := persist(ctx); err != nil {

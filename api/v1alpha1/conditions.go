@@ -40,6 +40,7 @@ const (
 	ReasonDriftCorrected      = "DriftCorrected"
 	ReasonNodeSelectorClash   = "NodeSelectorOverlap"
 	ReasonInvalidNodeSelector = "InvalidNodeSelector"
+	ReasonCNIConfigOwned      = "CNIConfigOwnedByAnotherPolicy"
 	ReasonRollingOut          = "RollingOut"
 	ReasonAllNodesConverged   = "AllNodesConverged"
 	ReasonNodeFailed          = "NodeChangeFailed"

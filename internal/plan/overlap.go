@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 )
 
 // PolicySelection is what overlap detection needs of a policy.
@@ -59,4 +61,29 @@ func overlaps(a, b PolicySelection, nodes []labels.Set) bool {
 		}
 	}
 	return false
+}
+
+// CNIWriter is a policy that would write the cluster-wide CNI configuration.
+type CNIWriter struct {
+	PolicySelection
+	// PodMTU and Encapsulation are what it would configure.
+	PodMTU        int32
+	Encapsulation mtuv1alpha1.EncapsulationType
+}
+
+// CNIOwner is the one policy allowed to write the CNI configuration, which every node shares:
+// the oldest of the writers, ties broken by name. Empty when there are none.
+func CNIOwner(writers []CNIWriter) *CNIWriter {
+	var owner *CNIWriter
+	for i := range writers {
+		if owner == nil || writers[i].precedes(owner.PolicySelection) {
+			owner = &writers[i]
+		}
+	}
+	return owner
+}
+
+// Agrees says whether w would configure the CNI as the owner does.
+func (w CNIWriter) Agrees(owner CNIWriter) bool {
+	return w.PodMTU == owner.PodMTU && w.Encapsulation == owner.Encapsulation
 }

@@ -63,7 +63,9 @@ func Start(opts Options) (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		return nil, fmt.Errorf("starting envtest: %w", err)
+		// envtest returns errors after the API server and etcd are up (a CRD it cannot
+		// install) without stopping them.
+		return nil, errors.Join(fmt.Errorf("starting envtest: %w", err), env.Stop())
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {

@@ -177,7 +177,11 @@ func assembleConditions(policy *mtuv1alpha1.NetworkMTUPolicy, details []metav1.C
 
 // reconcilePhases runs the phases in order; the first whose result has a verdict ends it.
 func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, persist func(context.Context) error) (phaseResult, error) {
-	if v, err := r.checkOverlap(ctx, policy); v != nil || err != nil {
+	var policies mtuv1alpha1.NetworkMTUPolicyList
+	if err := r.List(ctx, &policies); err != nil {
+		return phaseResult{}, err
+	}
+	if v, err := r.checkOverlap(ctx, policy, policies.Items); v != nil || err != nil {
 		return phaseResult{verdict: v}, err
 	}
 	nodes, err := r.gatherNodes(ctx, policy)
@@ -204,7 +208,7 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 		r.event(policy, corev1.EventTypeWarning, p.Reason, "Configure", p.Message)
 		return res.then(stop(plan.Verdict{Stalled: p}, detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, p.Reason, p.Message))), nil
 	}
-	owner, next := r.cniOwnership(ctx, policy, target)
+	owner, next := r.cniOwnership(policy, target, policies.Items)
 	if res = res.then(next); res.verdict != nil {
 		return res, nil
 	}
@@ -229,18 +233,13 @@ func deref(v *plan.Verdict) plan.Verdict {
 // cniOwnership decides who writes the CNI configuration, which every node shares: the oldest
 // policy in Apply mode (plan.CNIOwner). It returns the owner's name when it is another policy;
 // a policy that would configure the CNI differently from its owner is Stalled, naming it.
-func (r *NetworkMTUPolicyReconciler) cniOwnership(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, target plan.CNITarget) (string, phaseResult) {
+func (r *NetworkMTUPolicyReconciler) cniOwnership(policy *mtuv1alpha1.NetworkMTUPolicy, target plan.CNITarget, policies []mtuv1alpha1.NetworkMTUPolicy) (string, phaseResult) {
 	if policy.Spec.Mode != mtuv1alpha1.ModeApply {
 		return "", phaseResult{} // a dry run writes nothing
 	}
-	var policies mtuv1alpha1.NetworkMTUPolicyList
-	if err := r.List(ctx, &policies); err != nil {
-		// Not knowing the owner, write nothing this time.
-		return "", stop(plan.Verdict{Progressing: &plan.Problem{Reason: mtuv1alpha1.ReasonProgressing, Message: fmt.Sprintf("listing policies to find the CNI configuration's owner: %v", err)}})
-	}
 	me := plan.CNIWriter{PolicySelection: plan.PolicySelection{Name: policy.Name, Created: policy.CreationTimestamp.Time}, PodMTU: target.PodMTU, Encapsulation: policy.Spec.Encapsulation.Type}
 	writers := []plan.CNIWriter{me}
-	for _, p := range policies.Items {
+	for _, p := range policies {
 		if p.Name == policy.Name || p.DeletionTimestamp != nil || p.Spec.Mode != mtuv1alpha1.ModeApply || p.Status.PodMTU == 0 {
 			continue
 		}
@@ -264,17 +263,13 @@ func (r *NetworkMTUPolicyReconciler) cniOwnership(ctx context.Context, policy *m
 
 // checkOverlap stalls a policy whose node selector cannot work, or that selects a node an
 // older policy already selects.
-func (r *NetworkMTUPolicyReconciler) checkOverlap(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (*plan.Verdict, error) {
+func (r *NetworkMTUPolicyReconciler) checkOverlap(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, policies []mtuv1alpha1.NetworkMTUPolicy) (*plan.Verdict, error) {
 	me, err := selectionOf(policy)
 	if err != nil {
 		// Admission checks what a schema can; what is left can only be fixed by a person.
 		return &plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonInvalidNodeSelector, Message: err.Error()}}, nil //nolint:nilerr // reported in status, not retried
 	}
-	var policies mtuv1alpha1.NetworkMTUPolicyList
-	if err := r.List(ctx, &policies); err != nil {
-		return nil, err
-	}
-	if len(policies.Items) < 2 {
+	if len(policies) < 2 {
 		return nil, nil
 	}
 	nodes := &metav1.PartialObjectMetadataList{}
@@ -287,8 +282,8 @@ func (r *NetworkMTUPolicyReconciler) checkOverlap(ctx context.Context, policy *m
 		nodeLabels = append(nodeLabels, n.Labels)
 	}
 	var others []plan.PolicySelection
-	for i := range policies.Items {
-		if s, err := selectionOf(&policies.Items[i]); err == nil {
+	for i := range policies {
+		if s, err := selectionOf(&policies[i]); err == nil {
 			others = append(others, s)
 		}
 	}

@@ -332,13 +332,6 @@ func (r *NetworkMTUPolicyReconciler) reportConfig(policy *mtuv1alpha1.NetworkMTU
 // when nothing is left to do.
 func (r *NetworkMTUPolicyReconciler) reportNodes(policy *mtuv1alpha1.NetworkMTUPolicy, det detected, step migration.Step, configApplied metav1.Condition) (metav1.Condition, plan.Verdict) {
 	rep := step.Nodes
-	status := metav1.ConditionFalse
-	switch {
-	case rep.Unknown:
-		status = metav1.ConditionUnknown
-	case rep.Status:
-		status = metav1.ConditionTrue
-	}
 	previous := meta.FindStatusCondition(policy.Status.Conditions, mtuv1alpha1.ConditionNodesConverged)
 	if step.Verdict.Stalled != nil && (previous == nil || previous.Message != rep.Message) {
 		r.event(policy, corev1.EventTypeWarning, rep.Reason, "Rollout", rep.Message)
@@ -351,7 +344,7 @@ func (r *NetworkMTUPolicyReconciler) reportNodes(policy *mtuv1alpha1.NetworkMTUP
 			verdict.Ready = configApplied.Message + "; " + verdict.Ready
 		}
 	}
-	return detail(mtuv1alpha1.ConditionNodesConverged, status, rep.Reason, rep.Message), verdict
+	return detail(mtuv1alpha1.ConditionNodesConverged, rep.Status, rep.Reason, rep.Message), verdict
 }
 
 // reportUnderlay is UnderlayConsistent; it emits an Event when the set of outliers changes.

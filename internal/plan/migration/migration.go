@@ -5,14 +5,15 @@
 package migration
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/plan"
@@ -101,8 +102,7 @@ type Step struct {
 
 // Report is a condition's status, reason and message.
 type Report struct {
-	Status  bool
-	Unknown bool
+	Status  metav1.ConditionStatus
 	Reason  string
 	Message string
 }
@@ -232,18 +232,18 @@ func (d *decision) gather() (mtuv1alpha1.MigrationPhase, bool) {
 	if blocked := d.blocked(); len(blocked) > 0 {
 		d.releaseAll()
 		d.stall(mtuv1alpha1.ReasonUnderlayMismatch, fmt.Sprintf("%s cannot carry the declared %d: pods sized for it would lose large packets there: fix those NICs or set underlay.management Enforce; nothing is changed",
-			plan.Bounded(blocked), ptrOr(d.in.DeclaredUnderlay)))
+			plan.Bounded(blocked), ptr.Deref(d.in.DeclaredUnderlay, 0)))
 		return "", true
 	}
 	if lowered := d.loweredNICs(); len(lowered) > 0 && !d.in.AllowLowering {
 		d.releaseAll()
 		d.stall(mtuv1alpha1.ReasonLoweringRefused, fmt.Sprintf("underlay.mtu %d is below the NICs of %s: lowering NICs needs underlay.allowLowering: true (is %d a typo?); nothing is changed",
-			ptrOr(d.in.DeclaredUnderlay), plan.Bounded(lowered), ptrOr(d.in.DeclaredUnderlay)))
+			ptr.Deref(d.in.DeclaredUnderlay, 0), plan.Bounded(lowered), ptr.Deref(d.in.DeclaredUnderlay, 0)))
 		return "", true
 	}
 	if d.in.DryRun {
 		d.releaseAll()
-		d.step.Nodes = Report{Unknown: true, Reason: mtuv1alpha1.ReasonDryRun, Message: fmt.Sprintf("DryRun: nodes report, nothing changes; %d node interface change(s) planned", len(d.step.Planned))}
+		d.step.Nodes = Report{Status: metav1.ConditionUnknown, Reason: mtuv1alpha1.ReasonDryRun, Message: fmt.Sprintf("DryRun: nodes report, nothing changes; %d node interface change(s) planned", len(d.step.Planned))}
 		return mtuv1alpha1.MigrationPlanned, true
 	}
 	d.step.Migration.RoutableMTU = 0
@@ -474,7 +474,7 @@ func (d *decision) done() (mtuv1alpha1.MigrationPhase, bool) {
 	if !d.in.PacedRestart && d.step.Migration.ConfigWrittenAt != nil {
 		msg += "; the CNI's agents were not restarted node by node by the operator (cni.agentRestart Never, or the Tigera operator rolls calico-node itself), so maxUnavailable did not pace them"
 	}
-	d.step.Nodes = Report{Status: true, Reason: mtuv1alpha1.ReasonAllNodesConverged, Message: msg}
+	d.step.Nodes = Report{Status: metav1.ConditionTrue, Reason: mtuv1alpha1.ReasonAllNodesConverged, Message: msg}
 	return "", true
 }
 
@@ -491,12 +491,12 @@ func (d *decision) releaseAll() {
 }
 
 func (d *decision) stall(reason, msg string) {
-	d.step.Nodes = Report{Reason: reason, Message: msg}
+	d.step.Nodes = Report{Status: metav1.ConditionFalse, Reason: reason, Message: msg}
 	d.step.Verdict = plan.Verdict{Stalled: &plan.Problem{Reason: reason, Message: msg}}
 }
 
 func (d *decision) progress(reason, msg string) {
-	d.step.Nodes = Report{Reason: reason, Message: msg}
+	d.step.Nodes = Report{Status: metav1.ConditionFalse, Reason: reason, Message: msg}
 	d.step.Verdict = plan.Verdict{Progressing: &plan.Problem{Reason: reason, Message: msg}}
 }
 
@@ -644,7 +644,7 @@ func (d *decision) handed(n Node, w nodeWant) bool {
 	if s == nil || s.Spec.Policy != d.in.Policy || s.Spec.PolicyGeneration != d.in.Generation || s.Spec.Phase != mtuv1alpha1.PhaseConverge {
 		return false
 	}
-	return equalPtr(s.Spec.UnderlayMTU, w.underlay) && sameInterfaces(s.Spec.Interfaces, w.interfaces)
+	return ptr.Equal(s.Spec.UnderlayMTU, w.underlay) && sameInterfaces(s.Spec.Interfaces, w.interfaces)
 }
 
 // atWant: the agent reports every present interface, and the underlay when w sets it, at w.
@@ -828,19 +828,6 @@ func sameInterfaces(a, b []mtuv1alpha1.ManagedInterface) bool {
 		}
 	}
 	return true
-}
-
-func equalPtr(a, b *int32) bool {
-	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
-}
-
-func ptrOr(p *int32) int32 { return cmp.Or(deref(p), 0) }
-
-func deref(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 func b2i(b bool) int32 {

@@ -35,6 +35,7 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 	podNetnsDir := fs.String("pod-netns-dir", "/var/run/netns", "Directory where the container runtime mounts pod network namespaces; empty turns the pod MTU inventory off.")
 	metricsAddr := fs.String("metrics-bind-address", ":8082", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	probeAddr := fs.String("health-probe-bind-address", ":8083", "Address the /healthz and /readyz probes bind to; 0 disables them.")
+	stateDir := fs.String("state-dir", "/var/lib/mtu-operator", "Directory on the node for the agent's journal (the change under way, the route pins and their originals), which must outlive the agent's process; empty keeps none.")
 	apiServerProbe := fs.String("api-server-probe-address", "", "host:port the agent must still reach over TCP after a change; default: the API server of its kubeconfig. Set it when that address is a node-local proxy.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -56,6 +57,6 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 	}
 	return agent.Run(ctx, cfg, agent.Options{
 		NodeName: *nodeName, NetnsPath: *netnsPath, PodNetnsDir: *podNetnsDir,
-		MetricsAddr: *metricsAddr, ProbeAddr: *probeAddr, APIServerProbeAddress: *apiServerProbe,
+		MetricsAddr: *metricsAddr, ProbeAddr: *probeAddr, APIServerProbeAddress: *apiServerProbe, StateDir: *stateDir,
 	})
 }

@@ -97,7 +97,7 @@ func startAgent(t *testing.T, node string, ns *nettest.Namespace, args ...string
 	t.Helper()
 	args = append([]string{
 		"--node-name", node, "--netns", fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns.NS)),
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--state-dir", t.TempDir(),
 	}, args...)
 	stop := testenv.Go(func(ctx context.Context) error { return run(ctx, env.Config, args) })
 	t.Cleanup(func() {

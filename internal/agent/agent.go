@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/node/journal"
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
 	"github.com/mtu-operator/mtu-operator/internal/node/pods"
 	"github.com/mtu-operator/mtu-operator/internal/node/probe"
@@ -70,6 +71,10 @@ type Reconciler struct {
 	// PodNetnsDir is where the container runtime mounts pod network namespaces
 	// (/var/run/netns for containerd and CRI-O); empty turns the pod inventory off.
 	PodNetnsDir string
+
+	// Journal, when set, keeps the transaction under way and the route pins where they
+	// outlive the process (see Recover).
+	Journal *journal.Journal
 
 	// last is the agent's own record of its last transaction. The agent alone writes that status, so this record is authoritative even when the
 	// cache has not caught up with the status it just wrote.
@@ -238,18 +243,39 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 	if len(changes) == 0 {
 		return
 	}
+	spec := state.Spec
+	interruptions := r.interruptionsOf(spec)
+	if interruptions >= maxInterruptions {
+		r.giveUp(ctx, state, interruptions)
+		return
+	}
 	t := txn.Transaction{
 		Links:        r.Links,
-		Probe:        r.Probes(state.Spec.Probe),
-		ProbeTimeout: time.Duration(state.Spec.Probe.TimeoutSeconds) * time.Second,
+		Probe:        r.Probes(spec.Probe),
+		ProbeTimeout: time.Duration(spec.Probe.TimeoutSeconds) * time.Second,
+	}
+	if r.Journal != nil {
+		t.Record = func(ordered []txn.Change) error {
+			return r.Journal.SetTransaction(&journal.Pending{PolicyGeneration: spec.PolicyGeneration, Attempt: spec.Attempt, Changes: ordered, Started: time.Now(), Interruptions: interruptions})
+		}
 	}
 	res := t.Run(ctx, changes)
+	if r.Journal != nil {
+		if err := r.Journal.SetTransaction(nil); err != nil {
+			// Harmless: a restart would undo and run again a change that had ended.
+			log.FromContext(ctx).Error(err, "clearing the journal's transaction")
+		}
+	}
+	message := res.Reason
+	if interruptions > 0 {
+		message = fmt.Sprintf("run again after the agent stopped during it %d time(s) and undid it when it started: %s", interruptions, message)
+	}
 	record := &mtuv1alpha1.Transaction{
-		PolicyGeneration: state.Spec.PolicyGeneration,
-		Attempt:          state.Spec.Attempt,
+		PolicyGeneration: spec.PolicyGeneration,
+		Attempt:          spec.Attempt,
 		Outcome:          mtuv1alpha1.TransactionOutcome(res.Outcome),
 		Reason:           string(res.Outcome),
-		Message:          truncate(res.Reason, 1024),
+		Message:          truncate(message, 1024),
 		Time:             metav1.Now(),
 	}
 	for _, c := range res.Applied {
@@ -331,9 +357,28 @@ func (r *Reconciler) pinRoutes(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1a
 	for _, i := range spec.Interfaces {
 		devices = append(devices, i.Name)
 	}
-	pinned := *spec.RouteMTU
-	status.RouteMTU = &pinned
-	return r.Pinner.Pin(devices, int(*spec.RouteMTU))
+	err := r.Pinner.Pin(devices, int(*spec.RouteMTU))
+	if err == nil || onlyMissingLinks(err) {
+		// In place: every route through the devices that exist carries the pin (a device not
+		// created yet has no route to pin). Otherwise the status keeps what was in place.
+		pinned := *spec.RouteMTU
+		status.RouteMTU = &pinned
+	}
+	return err
+}
+
+// onlyMissingLinks says whether every error joined in err is a missing link.
+func onlyMissingLinks(err error) bool {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return errors.Is(err, netdev.ErrLinkNotFound)
+	}
+	for _, e := range joined.Unwrap() {
+		if !onlyMissingLinks(e) {
+			return false
+		}
+	}
+	return true
 }
 
 // flushPodPathMTUs makes every pod on the node forget the path MTUs it learnt. A pod that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 
 	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
@@ -16,13 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/kubescheme"
+	"github.com/mtu-operator/mtu-operator/internal/node/journal"
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
 	"github.com/mtu-operator/mtu-operator/internal/node/probe"
-	"github.com/mtu-operator/mtu-operator/internal/node/routepin"
 )
 
 // Options configure an agent.
@@ -35,6 +37,9 @@ type Options struct {
 	PodNetnsDir string
 	// MetricsAddr and ProbeAddr are the metrics and health endpoints; "0" disables them.
 	MetricsAddr, ProbeAddr string
+	// StateDir holds the node's journal (the transaction under way, the route pins), which
+	// must outlive the process: a hostPath in the DaemonSet. Empty keeps no journal.
+	StateDir string
 	// APIServerProbeAddress is the host:port probed over TCP after a change; empty is the API
 	// server of cfg. It differs when the agent reaches the API server through a node-local
 	// proxy, whose address proves nothing about the node's network.
@@ -53,6 +58,18 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	defer links.Close()
 	if ns != nil {
 		defer ns.Close()
+	}
+
+	// Before anything else, and without the API server: finish what a previous process left.
+	var j *journal.Journal
+	if o.StateDir != "" {
+		if j, err = openJournal(ctx, o.StateDir, o.NodeName); err != nil {
+			return err
+		}
+	}
+	recovered, err := Recover(ctx, links, j)
+	if err != nil {
+		return err
 	}
 
 	scheme, err := kubescheme.New()
@@ -86,7 +103,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 			return probe.InNamespace(*ns, inner(spec))
 		}
 	}
-	r := &Reconciler{Client: mgr.GetClient(), NodeName: o.NodeName, Links: links, Pinner: routepin.New(links), Probes: probes, PodNetnsDir: o.PodNetnsDir}
+	r := &Reconciler{Client: mgr.GetClient(), NodeName: o.NodeName, Links: links, Pinner: recovered.Pinner, Probes: probes, PodNetnsDir: o.PodNetnsDir, Journal: j}
 	if err := r.SetupWithManager(mgr, "nodemtustate-agent", LinkEvents(ctx, links)); err != nil {
 		return err
 	}
@@ -98,6 +115,23 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	ctrl.Log.WithName("setup").Info("starting agent", "netns", o.NetnsPath)
 	return mgr.Start(ctx)
+}
+
+// openJournal opens the node's journal in dir, one file per node (several agents of a lab share
+// a directory).
+func openJournal(ctx context.Context, dir, nodeName string) (*journal.Journal, error) {
+	boot, err := journal.BootID()
+	if err != nil {
+		return nil, err
+	}
+	j, _, dropped, err := journal.Open(filepath.Join(dir, nodeName+".json"), boot)
+	if err != nil {
+		return nil, err
+	}
+	if dropped {
+		log.FromContext(ctx).Info("dropped the journal of an earlier boot: the kernel state it described is gone")
+	}
+	return j, nil
 }
 
 // openNamespace opens the netlink handle of the namespace to manage.

@@ -24,7 +24,7 @@ import (
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev/fake"
 	"github.com/mtu-operator/mtu-operator/internal/node/probe"
-	"github.com/mtu-operator/mtu-operator/internal/node/routepin"
+	"github.com/mtu-operator/mtu-operator/internal/node/journal"
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
 )
 
@@ -59,6 +59,8 @@ type testNode struct {
 	links *fake.Netdev
 	// failProbe makes every probe on this node fail, as a node that loses its peers would.
 	failProbe bool
+	// journal, when set, is the agent's journal: its agent starts by recovering from it.
+	journal *journal.Journal
 }
 
 // newNode builds a node whose underlay eth0 has the given MTU and whose flannel devices are
@@ -117,8 +119,12 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 	}
 	agentCtx, cancel := context.WithCancel(ctx)
 	for _, n := range nodes {
+		recovered, err := agent.Recover(ctx, n.links, n.journal)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r := &agent.Reconciler{
-			Client: mgr.GetClient(), NodeName: n.name, Links: n.links, Pinner: routepin.New(n.links),
+			Client: mgr.GetClient(), NodeName: n.name, Links: n.links, Pinner: recovered.Pinner, Journal: n.journal,
 			Probes: func(mtuv1alpha1.NodeProbe) probe.Prober {
 				return probe.Func(func(ctx context.Context) error {
 					select {

@@ -10,6 +10,7 @@ package routepin
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +35,9 @@ type Original struct {
 // Pinner pins and releases route MTUs in one network namespace. It is safe for concurrent use.
 type Pinner struct {
 	links netdev.Interfaces
+	// record, when set, saves the remembered routes where they outlive the process, before any
+	// route is pinned and after routes are released.
+	record func([]Original) error
 
 	mu         sync.Mutex
 	remembered map[string]Original
@@ -42,7 +46,15 @@ type Pinner struct {
 // New returns a Pinner. remembered are the Originals of routes pinned by an earlier Pinner, as
 // returned by its Remembered.
 func New(links netdev.Interfaces, remembered ...Original) *Pinner {
-	p := &Pinner{links: links, remembered: map[string]Original{}}
+	return NewRecorded(links, nil, remembered...)
+}
+
+// NewRecorded returns a Pinner that hands every change of what it remembers to record: before
+// it pins a route it has not pinned yet (if record fails, it pins nothing), and after it
+// releases routes. A process that records, and passes the record to NewRecorded when it starts
+// again, can still restore every route it pinned.
+func NewRecorded(links netdev.Interfaces, record func([]Original) error, remembered ...Original) *Pinner {
+	p := &Pinner{links: links, record: record, remembered: map[string]Original{}}
 	for _, o := range remembered {
 		p.remembered[o.Route] = o
 	}
@@ -62,6 +74,13 @@ func (p *Pinner) Pin(devices []string, mtu int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 
+	// First every route to pin and its original, recorded; then the kernel.
+	type pin struct {
+		route    netdev.Route
+		original Original
+	}
+	var pins []pin
+	var originals []Original
 	found, errs := p.resolve(devices)
 	for _, dev := range found {
 		idx := dev.Index
@@ -76,24 +95,58 @@ func (p *Pinner) Pin(devices []string, mtu int) error {
 				// link: nothing to protect, and the kernel cannot change one of them alone.
 				continue
 			}
-			id := r.ID()
-			o, known := p.remembered[id]
+			o, known := p.remembered[r.ID()]
 			if !known {
-				o = Original{Route: id, LinkIndex: idx, MTU: r.MTU}
-			}
-			if r.MTU != mtu {
-				if err := p.links.SetRouteMTU(r, mtu); err != nil {
-					if !errors.Is(err, netdev.ErrRouteNotFound) {
-						errs = append(errs, err)
-					}
-					continue
-				}
+				o = Original{Route: r.ID(), LinkIndex: idx, MTU: r.MTU}
 			}
 			o.Pinned = mtu
-			p.remembered[id] = o
+			pins = append(pins, pin{route: r, original: o})
+			originals = append(originals, o)
 		}
 	}
+	if err := p.saveWith(originals); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, x := range pins {
+		if x.route.MTU != mtu {
+			if err := p.links.SetRouteMTU(x.route, mtu); err != nil {
+				if !errors.Is(err, netdev.ErrRouteNotFound) {
+					errs = append(errs, err)
+				}
+				continue
+			}
+		}
+		p.remembered[x.original.Route] = x.original
+	}
 	return errors.Join(errs...)
+}
+
+// saveWith records what is remembered together with the originals about to be pinned, unless
+// all of them are remembered already as they are.
+func (p *Pinner) saveWith(originals []Original) error {
+	if p.record == nil {
+		return nil
+	}
+	all := maps.Clone(p.remembered)
+	changed := false
+	for _, o := range originals {
+		if have, ok := all[o.Route]; !ok || have != o {
+			all[o.Route], changed = o, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := p.record(sorted(all)); err != nil {
+		return fmt.Errorf("recording the routes to pin before pinning them: %w", err)
+	}
+	return nil
+}
+
+func sorted(m map[string]Original) []Original {
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, func(a, b Original) int { return strings.Compare(a.Route, b.Route) })
+	return out
 }
 
 // resolve returns the links of the named devices and an error for each missing one.
@@ -123,6 +176,9 @@ func (p *Pinner) Release() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 
+	if len(p.remembered) == 0 {
+		return nil
+	}
 	byLink := map[int][]Original{}
 	for _, o := range p.remembered {
 		byLink[o.LinkIndex] = append(byLink[o.LinkIndex], o)
@@ -147,6 +203,13 @@ func (p *Pinner) Release() error {
 			delete(p.remembered, o.Route)
 		}
 	}
+	if p.record != nil {
+		if err := p.record(sorted(p.remembered)); err != nil {
+			// The record still lists released routes: releasing them again later finds
+			// them at their own MTU and forgets them.
+			errs = append(errs, fmt.Errorf("recording the released routes: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -154,10 +217,5 @@ func (p *Pinner) Release() error {
 func (p *Pinner) Remembered() []Original {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]Original, 0, len(p.remembered))
-	for _, o := range p.remembered {
-		out = append(out, o)
-	}
-	slices.SortFunc(out, func(a, b Original) int { return strings.Compare(a.Route, b.Route) })
-	return out
+	return sorted(p.remembered)
 }

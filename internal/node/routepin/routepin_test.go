@@ -230,3 +230,51 @@ func describe(routes []netlink.Route) []string {
 	slices.Sort(out)
 	return out
 }
+
+func TestPinsAreRecordedBeforeTheKernelAndSurviveARestart(t *testing.T) {
+	f, _ := fakeNode()
+	original := routeMTUs(f)
+	var saved [][]routepin.Original
+	record := func(o []routepin.Original) error {
+		if n := setRouteMTUCalls(f); len(saved) == 0 && n > 0 {
+			t.Errorf("the first record came after %d route changes", n)
+		}
+		saved = append(saved, o)
+		return nil
+	}
+	p := routepin.NewRecorded(f, record)
+	if err := p.Pin([]string{"flannel.1"}, 1450); err != nil {
+		t.Fatal(err)
+	}
+	if len(saved) != 1 || len(saved[0]) != 2 || saved[0][0].Pinned != 1450 {
+		t.Fatalf("records %v, want one with both flannel.1 routes", saved)
+	}
+	if err := p.Pin([]string{"flannel.1"}, 1450); err != nil || len(saved) != 1 {
+		t.Errorf("pinning again recorded again (%d records, %v): nothing new to record", len(saved), err)
+	}
+
+	// The process dies; a new one starts from the record and releases.
+	restarted := routepin.NewRecorded(f, record, saved[len(saved)-1]...)
+	if err := restarted.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := routeMTUs(f); !reflect.DeepEqual(got, original) {
+		t.Errorf("after a restart and Release: %v, want the originals %v (1400 kept as 1400, none as none)", got, original)
+	}
+	if last := saved[len(saved)-1]; len(last) != 0 {
+		t.Errorf("after Release the record still holds %v", last)
+	}
+}
+
+func TestNothingIsPinnedWhenTheRecordFails(t *testing.T) {
+	f, _ := fakeNode()
+	original := routeMTUs(f)
+	p := routepin.NewRecorded(f, func([]routepin.Original) error { return errors.New("read-only file system") })
+	err := p.Pin([]string{"flannel.1"}, 1300)
+	if err == nil || !strings.Contains(err.Error(), "read-only file system") {
+		t.Errorf("Pin with a failing record: %v, want its error", err)
+	}
+	if got := routeMTUs(f); !reflect.DeepEqual(got, original) || len(p.Remembered()) != 0 {
+		t.Errorf("routes %v, remembered %v; want nothing pinned", got, p.Remembered())
+	}
+}

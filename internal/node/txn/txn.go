@@ -39,12 +39,12 @@ var rank = map[Role]int{Underlay: 0, Tunnel: 1, Bridge: 2, Gateway: 2, Pod: 3}
 
 // Change is one link's MTU change.
 type Change struct {
-	Link string
+	Link string `json:"link"`
 	// From is the MTU the link has before the change, and gets back on rollback.
-	From int
+	From int `json:"from"`
 	// To is the MTU to set.
-	To   int
-	Role Role
+	To   int  `json:"to"`
+	Role Role `json:"role"`
 }
 
 func (c Change) String() string { return fmt.Sprintf("%s %d→%d", c.Link, c.From, c.To) }
@@ -84,6 +84,11 @@ type Transaction struct {
 	Probe probe.Prober
 	// ProbeTimeout bounds the probe; a probe still running then counts as failed.
 	ProbeTimeout time.Duration
+	// Record, when set, is called with the changes in the order they will be applied, after
+	// they are checked and before the first one: a record that survives the process lets a
+	// restarted agent undo a transaction it did not finish (Undo). If it fails, nothing is
+	// applied.
+	Record func([]Change) error
 }
 
 // Order returns the changes that change something (To differs from From) in the order to apply
@@ -129,6 +134,11 @@ func (t Transaction) Run(ctx context.Context, changes []Change) Result {
 	}
 	if err := t.checkFrom(ordered); err != nil {
 		return Result{Outcome: RolledBack, Reason: "nothing applied: " + err.Error()}
+	}
+	if t.Record != nil {
+		if err := t.Record(ordered); err != nil {
+			return Result{Outcome: RolledBack, Reason: "nothing applied: recording the change before making it: " + err.Error()}
+		}
 	}
 
 	var applied []Change
@@ -215,6 +225,35 @@ func (t Transaction) probe(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("no verdict within %s: %w", timeout, ctx.Err())
 	}
+}
+
+// Undo rolls back a transaction that a process started and did not finish (it was killed
+// between Record and the outcome): every recorded change whose link is at its To MTU is
+// restored, in reverse order, and checked, as a failed probe's rollback would. A link at its
+// From MTU was not reached yet; a link at another MTU was changed by someone else since, and is
+// left as it is and named.
+func (t Transaction) Undo(recorded []Change) Result {
+	links, err := t.Links.Links()
+	if err != nil {
+		return Result{Outcome: Failed, Reason: "reading the links to undo an unfinished change: " + err.Error()}
+	}
+	var applied []Change
+	var others []string
+	for _, c := range recorded {
+		l, ok := find(links, c.Link)
+		switch {
+		case !ok || l.MTU == c.From:
+		case l.MTU == c.To:
+			applied = append(applied, c)
+		default:
+			others = append(others, fmt.Sprintf("%s (now %d, changed by someone else)", c.Link, l.MTU))
+		}
+	}
+	cause := "the change " + describe(recorded) + " was interrupted"
+	if len(others) > 0 {
+		cause += "; left as found: " + strings.Join(others, ", ")
+	}
+	return t.rollBack(applied, cause)
 }
 
 // rollBack restores the applied changes in reverse order, checks the links by reading them

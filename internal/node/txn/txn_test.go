@@ -350,3 +350,79 @@ func TestRunWithNothingToChange(t *testing.T) {
 		t.Errorf("Result = %+v, want Committed with nothing applied", res)
 	}
 }
+
+func TestUndoRestoresWhatAnInterruptedTransactionApplied(t *testing.T) {
+	// Killed after eth0 and flannel.1 were raised, before cni0: cni0 is still at its From.
+	// Someone set veth1 by hand since: it is left alone and named.
+	f := fake.New(
+		netdev.Link{Name: "eth0", MTU: 9000, Up: true},
+		netdev.Link{Name: "flannel.1", MTU: 8950, Up: true},
+		netdev.Link{Name: "cni0", MTU: 1450, Up: true},
+		netdev.Link{Name: "veth1", MTU: 1400, Up: true},
+	)
+	recorded := []txn.Change{
+		{Link: "eth0", From: 1500, To: 9000, Role: txn.Underlay},
+		{Link: "flannel.1", From: 1450, To: 8950, Role: txn.Tunnel},
+		{Link: "cni0", From: 1450, To: 8950, Role: txn.Bridge},
+		{Link: "veth1", From: 1450, To: 8950, Role: txn.Pod},
+		{Link: "gone0", From: 1450, To: 8950, Role: txn.Pod},
+	}
+	res := txn.Transaction{Links: f}.Undo(recorded)
+	if res.Outcome != txn.RolledBack {
+		t.Fatalf("Undo: %s (%s), want RolledBack", res.Outcome, res.Reason)
+	}
+	if got := names(res.Applied); !reflect.DeepEqual(got, []string{"eth0", "flannel.1"}) {
+		t.Errorf("undid %v, want the links found at their new MTU: eth0, flannel.1", got)
+	}
+	var set []string
+	for _, c := range f.Calls() {
+		if c.Method == fake.MethodSetMTU {
+			set = append(set, c.String())
+		}
+	}
+	if want := []string{"SetMTU flannel.1 1450", "SetMTU eth0 1500"}; !reflect.DeepEqual(set, want) {
+		t.Errorf("kernel calls %v, want %v (the tunnel first: never larger than what carries it)", set, want)
+	}
+	for name, want := range map[string]int{"eth0": 1500, "flannel.1": 1450, "cni0": 1450, "veth1": 1400} {
+		if l, _ := f.Link(name); l.MTU != want {
+			t.Errorf("%s is %d after Undo, want %d", name, l.MTU, want)
+		}
+	}
+	if !strings.Contains(res.Reason, "veth1 (now 1400, changed by someone else)") {
+		t.Errorf("reason %q does not name the link changed by someone else", res.Reason)
+	}
+
+	// Undoing again (the agent stopped once more before the change ran again) changes nothing.
+	f.ResetCalls()
+	if res := (txn.Transaction{Links: f}).Undo(recorded); res.Outcome != txn.RolledBack || len(res.Applied) != 0 || len(f.Calls()) > 1 {
+		t.Errorf("second Undo: %s, applied %v, calls %v; want nothing changed", res.Outcome, res.Applied, f.Calls())
+	}
+}
+
+func TestRecordComesBeforeTheFirstChange(t *testing.T) {
+	f := fake.New(netdev.Link{Name: "eth0", MTU: 1500, Up: true}, netdev.Link{Name: "flannel.1", MTU: 1450, Up: true})
+	changes := []txn.Change{{Link: "flannel.1", From: 1450, To: 8950, Role: txn.Tunnel}, {Link: "eth0", From: 1500, To: 9000, Role: txn.Underlay}}
+
+	var recorded []txn.Change
+	tx := txn.Transaction{Links: f, Record: func(ordered []txn.Change) error {
+		if n := len(f.Calls()); n > 1 { // the Links read of checkFrom only
+			t.Errorf("recorded after %d kernel calls: %v", n, f.Calls())
+		}
+		recorded = ordered
+		return nil
+	}}
+	if res := tx.Run(context.Background(), changes); res.Outcome != txn.Committed {
+		t.Fatalf("Run: %s (%s)", res.Outcome, res.Reason)
+	}
+	if got := names(recorded); !reflect.DeepEqual(got, []string{"eth0", "flannel.1"}) {
+		t.Errorf("recorded %v, want the changes in the order applied", got)
+	}
+
+	// A record that cannot be written stops the transaction before it changes anything.
+	g := fake.New(netdev.Link{Name: "eth0", MTU: 1500, Up: true})
+	tx = txn.Transaction{Links: g, Record: func([]txn.Change) error { return errors.New("disk full") }}
+	res := tx.Run(context.Background(), []txn.Change{{Link: "eth0", From: 1500, To: 9000, Role: txn.Underlay}})
+	if l, _ := g.Link("eth0"); res.Outcome != txn.RolledBack || l.MTU != 1500 || !strings.Contains(res.Reason, "disk full") {
+		t.Errorf("with a failing record: %s (%s), eth0 %d; want nothing applied and the cause named", res.Outcome, res.Reason, l.MTU)
+	}
+}

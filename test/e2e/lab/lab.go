@@ -86,6 +86,9 @@ type Lab struct {
 	agentBinary string
 	network     *network
 	cancel      context.CancelFunc
+	// runCtx ends when the lab closes; stopManager stops the running manager.
+	runCtx      context.Context
+	stopManager func()
 	running     sync.WaitGroup
 	mu          sync.Mutex
 	errs        []error
@@ -295,9 +298,24 @@ func (l *Lab) createNodeObject(ctx context.Context, n *Node) error {
 
 // startOperator runs the manager, in this process, and the agent binary on every node.
 func (l *Lab) startOperator(ctx context.Context) error {
+	l.runCtx = ctx
+	if err := l.StartManager(); err != nil {
+		return err
+	}
+	for _, n := range l.Nodes {
+		if err := n.startAgent(l.agentBinary); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartManager starts a new manager, in this process, with nothing in memory: what it knows it
+// reads from the API server.
+func (l *Lab) StartManager() error {
 	opts := controllers.ManagerOptions(l.env.Scheme)
 	opts.Metrics = metricsserver.Options{BindAddress: "0"}
-	// One manager per lab, but a test may run several labs in one process.
+	// One manager at a time per lab, but a test may run several labs in one process.
 	opts.Controller.SkipNameValidation = new(true)
 	mgr, err := ctrl.NewManager(l.Config, opts)
 	if err != nil {
@@ -306,13 +324,34 @@ func (l *Lab) startOperator(ctx context.Context) error {
 	if err := controllers.Register(mgr); err != nil {
 		return err
 	}
-	l.goRecord("manager", func() error { return mgr.Start(ctx) })
-	for _, n := range l.Nodes {
-		if err := n.startAgent(l.agentBinary); err != nil {
-			return err
-		}
-	}
+	ctx, cancel := context.WithCancel(l.runCtx)
+	done := make(chan struct{})
+	l.mu.Lock()
+	l.stopManager = func() { cancel(); <-done }
+	l.mu.Unlock()
+	l.goRecord("manager", func() error {
+		defer close(done)
+		return mgr.Start(ctx)
+	})
 	return nil
+}
+
+// StopManager stops the manager mid-whatever it does: its reconciles are cut off where they
+// are, and everything it held in memory is lost, as when its pod is killed.
+func (l *Lab) StopManager() {
+	l.mu.Lock()
+	stop := l.stopManager
+	l.stopManager = nil
+	l.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// SetSwitchPortMTU sets the MTU of the switch's port towards a node: a port smaller than the
+// NICs on both sides drops every larger frame without a word, as a misconfigured switch does.
+func (l *Lab) SetSwitchPortMTU(node string, mtu int) error {
+	return l.network.setPortMTU("port-"+node, mtu)
 }
 
 // AgentBinary is the agent binary the nodes run, for a test that restarts one.

@@ -255,6 +255,18 @@ func (nw *network) plug(node *namespace, port, address string, mtu int) error {
 	)
 }
 
+// setPortMTU sets the MTU of one of the switch's ports.
+func (nw *network) setPortMTU(port string, mtu int) error {
+	l, err := nw.sw.link(port)
+	if err != nil {
+		return err
+	}
+	if err := nw.sw.nl.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("setting the MTU of switch port %s: %w", port, err)
+	}
+	return nil
+}
+
 // removeAll removes a directory the lab created, once its mounts are gone.
 func removeAll(dir string) error {
 	if dir == "" {

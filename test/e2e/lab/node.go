@@ -47,6 +47,8 @@ type Node struct {
 	NetnsFile string
 	// PodNetnsDir holds the node's pod namespaces, as a container runtime mounts them.
 	PodNetnsDir string
+	// StateDir is the agent's --state-dir, the node's /var/lib/mtu-operator: its journal.
+	StateDir string
 
 	index         int
 	cni           CNI
@@ -93,6 +95,7 @@ func newNode(spec NodeSpec, index int, cni CNI, files nodeFiles, logs io.Writer,
 		NodeSpec: spec, index: index, cni: cni,
 		Address: fmt.Sprintf("%s%d", underlayPrefix, 10+index), PodCIDR: fmt.Sprintf("10.244.%d.0/24", index),
 		NetnsFile: files.netns, PodNetnsDir: files.pods, pods: map[types.UID]*pod{},
+		StateDir:   filepath.Join(files.dir, "var-lib-mtu-operator"),
 		kubeconfig: filepath.Join(files.dir, "kubeconfig"), logs: logs, logDir: files.logs, track: track,
 		flannel: flannelNode{dir: files.dir, netConf: filepath.Join(files.dir, "net-conf.json"), subnetEnv: filepath.Join(files.dir, "subnet.env")},
 	}
@@ -149,6 +152,7 @@ func (n *Node) startAgent(binary string) error {
 		"--node-name=" + n.Name,
 		"--kubeconfig=" + n.kubeconfig,
 		"--pod-netns-dir=" + n.PodNetnsDir,
+		"--state-dir=" + n.StateDir,
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=0",
 	}, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -201,18 +202,34 @@ func (r *NetworkMTUPolicyReconciler) planConfigMap(ctx context.Context, namespac
 		return cniPlan{problem: &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: fmt.Sprintf("%s has no %s key", resource, key)}}, nil
 	}
 	prefix := key + ": "
-	out, changes, err := edit(doc, plan.RememberedFor(replaced, resource, prefix))
+	originals, err := plan.ParseOriginals(cm.Annotations)
+	if err != nil {
+		return unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+	}
+	out, changes, err := edit(doc, remembered(originals, replaced, resource, prefix))
 	if err != nil {
 		return unparseable(resource, key, err)
 	}
 	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, prefix, changes), daemonSet: daemonSet}
 	if len(changes) > 0 {
+		record := originals.With(prefix, changes).Annotation()
 		e.write = func(ctx context.Context) error {
-			apply := corev1ac.ConfigMap(name, namespace).WithResourceVersion(cm.ResourceVersion).WithData(map[string]string{key: string(out)})
+			apply := corev1ac.ConfigMap(name, namespace).WithResourceVersion(cm.ResourceVersion).
+				WithAnnotations(map[string]string{plan.OriginalsAnnotation: record}).
+				WithData(map[string]string{key: string(out)})
 			return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
 		}
 	}
 	return cniPlan{edits: []resourceEdit{e}}, nil
+}
+
+// remembered are the original values an editor may restore: those recorded on the object,
+// and, for an object edited before the operator recorded them there, those in the policy's
+// status.
+func remembered(originals plan.Originals, replaced []mtuv1alpha1.ConfigChange, resource, prefix string) cni.Remembered {
+	r := plan.RememberedFor(replaced, resource, prefix)
+	maps.Copy(r, originals.Remembered(prefix))
+	return r
 }
 
 // unparseable turns an editor's refusal into the policy's Stalled reason; anything else is a bug.
@@ -253,7 +270,13 @@ func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det detecte
 	var p cniPlan
 	addCR := func(gvk schema.GroupVersionKind, obj *unstructured.Unstructured, edit func(map[string]any, mtu.Calico, cni.Remembered) (map[string]any, []cni.Change, error)) error {
 		resource := fmt.Sprintf("%s %s", gvk.Kind, obj.GetName())
-		edited, changes, err := edit(obj.Object, want, plan.RememberedFor(replaced, resource, ""))
+		originals, err := plan.ParseOriginals(obj.GetAnnotations())
+		if err != nil {
+			bad, _ := unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+			p.problem = bad.problem
+			return nil
+		}
+		edited, changes, err := edit(obj.Object, want, remembered(originals, replaced, resource, ""))
 		if err != nil {
 			bad, err := unparseable(resource, "", err)
 			if bad.problem != nil {
@@ -264,7 +287,13 @@ func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det detecte
 		e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes)}
 		if len(changes) > 0 {
 			original := obj.DeepCopy()
-			target := &unstructured.Unstructured{Object: edited}
+			target := (&unstructured.Unstructured{Object: edited}).DeepCopy()
+			annotations := target.GetAnnotations()
+			if annotations == nil {
+				annotations = map[string]string{}
+			}
+			annotations[plan.OriginalsAnnotation] = originals.With("", changes).Annotation()
+			target.SetAnnotations(annotations)
 			e.write = func(ctx context.Context) error {
 				return r.Patch(ctx, target, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
 			}
@@ -313,6 +342,10 @@ func (r *NetworkMTUPolicyReconciler) planCalicoConfig(ctx context.Context, want 
 		return cniPlan{}, err
 	}
 	resource := fmt.Sprintf("ConfigMap %s/%s", key.Namespace, key.Name)
+	originals, err := plan.ParseOriginals(cm.Annotations)
+	if err != nil {
+		return unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+	}
 	data, changes, err := calico.EditCalicoConfig(cm.Data, want)
 	if err != nil {
 		return unparseable(resource, plan.CalicoConfigKey, err)
@@ -325,7 +358,9 @@ func (r *NetworkMTUPolicyReconciler) planCalicoConfig(ctx context.Context, want 
 			for _, c := range changes {
 				owned[c.Path] = data[c.Path]
 			}
-			apply := corev1ac.ConfigMap(key.Name, key.Namespace).WithResourceVersion(cm.ResourceVersion).WithData(owned)
+			apply := corev1ac.ConfigMap(key.Name, key.Namespace).WithResourceVersion(cm.ResourceVersion).
+				WithAnnotations(map[string]string{plan.OriginalsAnnotation: originals.With("", changes).Annotation()}).
+				WithData(owned)
 			return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/plan"
 )
 
 // Fixtures written for these tests, shaped like the CNIs' real manifests.
@@ -577,4 +578,58 @@ func TestOneOwnerOfTheCNIConfiguration(t *testing.T) {
 		t.Errorf("Backend after the takeover = %v; want MTU 1500", b)
 	}
 	eventually(t, "a CNIConfigTakenOver event", func() error { return hasEvent(t, younger.Name, "CNIConfigTakenOver") })
+}
+
+// TestOriginalsOutliveThePolicy: the values fields had before the operator first changed them
+// are recorded on the CNI object itself, in the same write; a later write of the operator's own
+// values does not replace them, and they outlive the policy: a new policy restores flannel's
+// VXLAN options from them, with nothing in its own status.
+func TestOriginalsOutliveThePolicy(t *testing.T) {
+	flannelFixture(t, flannelNetConf)
+	originals := func() map[string]string {
+		t.Helper()
+		var o map[string]string
+		raw := getConfigMap(t, "kube-flannel", "kube-flannel-cfg").Annotations[plan.OriginalsAnnotation]
+		if err := json.Unmarshal([]byte(raw), &o); err != nil {
+			t.Fatalf("originals annotation %q: %v", raw, err)
+		}
+		return o
+	}
+	first := newPolicy("originals-first", 9000, mtuv1alpha1.EncapsulationVXLAN)
+	createPolicy(t, first)
+	waitForStatus(t, first, ready)
+	if got := fmt.Sprint(originals()); got != `map[net-conf.json: Backend.MTU:]` {
+		t.Errorf("originals after the first write: %s; want Backend.MTU absent", got)
+	}
+	updateSpec(t, first, func(s *mtuv1alpha1.NetworkMTUPolicySpec) { s.Encapsulation.Type = mtuv1alpha1.EncapsulationNone })
+	waitForStatus(t, first, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
+		if p.Status.PodMTU != 9000 {
+			return fmt.Errorf("pod MTU %d", p.Status.PodMTU)
+		}
+		return ready(p)
+	})
+	want := `map[net-conf.json: Backend.MTU: net-conf.json: Backend.Port:4789 net-conf.json: Backend.Type:"vxlan" net-conf.json: Backend.VNI:4096]`
+	if got := fmt.Sprint(originals()); got != want {
+		t.Errorf("originals after the switch to host-gw: %s\nwant %s (Backend.MTU still absent, not the operator's 9000)", got, want)
+	}
+
+	if err := env.Client.Delete(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first policy gone", func() error {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(first), &mtuv1alpha1.NetworkMTUPolicy{})
+		if err == nil {
+			return fmt.Errorf("still there")
+		}
+		return client.IgnoreNotFound(err)
+	})
+	second := newPolicy("originals-second", 1500, mtuv1alpha1.EncapsulationVXLAN)
+	createPolicy(t, second)
+	waitForStatus(t, second, ready)
+	if b := backend(t, getConfigMap(t, "kube-flannel", "kube-flannel-cfg").Data["net-conf.json"]); fmt.Sprint(b) != "map[MTU:1500 Port:4789 Type:vxlan VNI:4096]" {
+		t.Errorf("Backend = %v; want VNI and Port restored from the originals on the ConfigMap", b)
+	}
+	if got := fmt.Sprint(originals()); got != want {
+		t.Errorf("originals after a new policy wrote: %s\nwant %s", got, want)
+	}
 }

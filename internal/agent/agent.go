@@ -241,6 +241,7 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 	}
 	changes := changesFor(state.Spec, u)
 	if len(changes) == 0 {
+		r.forgetUndone(ctx)
 		return
 	}
 	spec := state.Spec

@@ -98,3 +98,16 @@ func (r *Reconciler) giveUp(ctx context.Context, state *mtuv1alpha1.NodeMTUState
 	r.last = record.DeepCopy()
 	log.FromContext(ctx).Info("transaction", "outcome", record.Outcome, "reason", record.Message)
 }
+
+// forgetUndone drops the record of a change undone on start that no longer needs to run (the
+// node is at its target some other way, or the spec moved on).
+func (r *Reconciler) forgetUndone(ctx context.Context) {
+	if r.Journal == nil {
+		return
+	}
+	if p := r.Journal.Record().Transaction; p != nil && p.Undone {
+		if err := r.Journal.SetTransaction(nil); err != nil {
+			log.FromContext(ctx).Error(err, "clearing the journal's transaction")
+		}
+	}
+}

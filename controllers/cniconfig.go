@@ -7,11 +7,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -43,6 +45,8 @@ type resourceEdit struct {
 	write func(ctx context.Context) error
 	// daemonSet is the agent DaemonSet that must restart to read this resource, if any.
 	daemonSet *types.NamespacedName
+	// managedFields are the resource's, as read: who wrote it, and when.
+	managedFields []metav1.ManagedFieldsEntry
 }
 
 // cniPlan is every edit a policy needs, or why there can be none.
@@ -57,6 +61,25 @@ func (p cniPlan) changes() []mtuv1alpha1.ConfigChange {
 		all = append(all, e.changes...)
 	}
 	return all
+}
+
+// writersSince are the other field managers that changed a resource with pending changes since
+// the operator wrote it, each once, the earliest first.
+func (p cniPlan) writersSince(written time.Time) []plan.Writer {
+	var all []plan.Writer
+	for _, e := range p.edits {
+		if len(e.changes) > 0 {
+			all = append(all, plan.WritersSince(e.managedFields, FieldManager, written)...)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b plan.Writer) int { return a.Time.Compare(b.Time) })
+	var out []plan.Writer
+	for _, w := range all {
+		if !slices.ContainsFunc(out, func(o plan.Writer) bool { return o.Manager == w.Manager }) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // daemonSets are the agent DaemonSets that read the edited documents, changed or not.
@@ -210,7 +233,7 @@ func (r *NetworkMTUPolicyReconciler) planConfigMap(ctx context.Context, namespac
 	if err != nil {
 		return unparseable(resource, key, err)
 	}
-	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, prefix, changes), daemonSet: daemonSet}
+	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, prefix, changes), daemonSet: daemonSet, managedFields: cm.ManagedFields}
 	if len(changes) > 0 {
 		record := originals.With(prefix, changes).Annotation()
 		e.write = func(ctx context.Context) error {
@@ -284,7 +307,7 @@ func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det detecte
 			}
 			return err
 		}
-		e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes)}
+		e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes), managedFields: obj.GetManagedFields()}
 		if len(changes) > 0 {
 			original := obj.DeepCopy()
 			target := (&unstructured.Unstructured{Object: edited}).DeepCopy()
@@ -350,7 +373,7 @@ func (r *NetworkMTUPolicyReconciler) planCalicoConfig(ctx context.Context, want 
 	if err != nil {
 		return unparseable(resource, plan.CalicoConfigKey, err)
 	}
-	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes),
+	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes), managedFields: cm.ManagedFields,
 		daemonSet: &types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoNodeDaemonSet}}
 	if len(changes) > 0 {
 		e.write = func(ctx context.Context) error {

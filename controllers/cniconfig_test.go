@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -346,7 +347,8 @@ func TestRevertedFieldIsReapplied(t *testing.T) {
 	ctx := context.Background()
 	cm := getConfigMap(t, "kube-flannel", "kube-flannel-cfg")
 	cm.Data["net-conf.json"] = flannelNetConf
-	if err := env.Client.Update(ctx, cm); err != nil {
+	revertedAt := time.Now().Truncate(time.Second)
+	if err := env.Client.Update(ctx, cm, client.FieldOwner("argocd-controller")); err != nil {
 		t.Fatal(err)
 	}
 	got := waitForStatus(t, p, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
@@ -355,6 +357,15 @@ func TestRevertedFieldIsReapplied(t *testing.T) {
 		}
 		return conditionIs(p, mtuv1alpha1.ConditionConfigApplied, "True", mtuv1alpha1.ReasonDriftCorrected)
 	})
+	// The message names the other writer, by its field manager.
+	if c := meta.FindStatusCondition(got.Status.Conditions, mtuv1alpha1.ConditionConfigApplied); !strings.Contains(c.Message, "argocd-controller (Update at ") {
+		t.Errorf("ConfigApplied %q does not name the writer", c.Message)
+	}
+	// Only CNI agents started since the revert restart after the correction. (Times have
+	// seconds only: a change in the second of the operator's write counts as after it.)
+	if m := got.Status.Migration; m == nil || m.RevertedAt == nil || m.RevertedAt.Time.Before(revertedAt.Add(-2*time.Second)) || m.RevertedAt.Time.After(revertedAt.Add(2*time.Second)) {
+		t.Errorf("migration %+v; want revertedAt at the update (%s)", m, revertedAt)
+	}
 	if b := backend(t, getConfigMap(t, "kube-flannel", "kube-flannel-cfg").Data["net-conf.json"]); b["MTU"] != float64(9000) {
 		t.Errorf("Backend.MTU after drift = %v; want 9000 re-applied", b["MTU"])
 	}
@@ -632,4 +643,41 @@ func TestOriginalsOutliveThePolicy(t *testing.T) {
 	if got := fmt.Sprint(originals()); got != want {
 		t.Errorf("originals after a new policy wrote: %s\nwant %s", got, want)
 	}
+}
+
+// TestAPolicyThatLeavesNodesOutDoesNotChangeTheSharedConfig: every node's CNI agent reads the
+// CNI configuration, so a policy that selects some nodes only must not change it: the nodes it
+// leaves out would get the new pod MTU with nothing prepared. It is Stalled naming them, and
+// writes nothing; without the selector it goes on.
+func TestAPolicyThatLeavesNodesOutDoesNotChangeTheSharedConfig(t *testing.T) {
+	flannelFixture(t, flannelNetConf)
+	for name, pool := range map[string]string{"shared-a": "shared-jumbo", "shared-b": "shared-jumbo", "shared-c": "shared-small"} {
+		node := &corev1.Node{}
+		node.Name, node.Labels = name, map[string]string{"pool": pool}
+		createObject(t, node)
+	}
+	before := getConfigMap(t, "kube-flannel", "kube-flannel-cfg").ResourceVersion
+	p := newPolicy("shared-jumbo", 9000, mtuv1alpha1.EncapsulationVXLAN)
+	p.Spec.NodeSelector = &mtuv1alpha1.NodeSelector{MatchLabels: map[string]mtuv1alpha1.NodeLabelValue{"pool": "shared-jumbo"}}
+	createPolicy(t, p)
+	got := waitForStatus(t, p, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
+		return conditionIs(p, mtuv1alpha1.ConditionStalled, "True", mtuv1alpha1.ReasonCNIConfigShared)
+	})
+	if msg := condition(got, mtuv1alpha1.ConditionStalled).Message; !strings.Contains(msg, "shared-c") || strings.Contains(msg, "shared-a") {
+		t.Errorf("Stalled message %q does not name the node left out (only)", msg)
+	}
+	if len(got.Status.PlannedChanges) == 0 {
+		t.Errorf("the change it would make is not in status.plannedChanges")
+	}
+	if rv := getConfigMap(t, "kube-flannel", "kube-flannel-cfg").ResourceVersion; rv != before {
+		t.Errorf("the CNI configuration was written")
+	}
+
+	updateSpec(t, p, func(s *mtuv1alpha1.NetworkMTUPolicySpec) { s.NodeSelector = nil })
+	waitForStatus(t, p, func(p *mtuv1alpha1.NetworkMTUPolicy) error {
+		if c := condition(p, mtuv1alpha1.ConditionStalled); c.Reason == mtuv1alpha1.ReasonCNIConfigShared {
+			return fmt.Errorf("still %s: %s", c.Reason, c.Message)
+		}
+		return nil
+	})
 }

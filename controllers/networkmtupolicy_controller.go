@@ -212,6 +212,9 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if res = res.then(next); res.verdict != nil {
 		return res, nil
 	}
+	if next, err := r.checkSharedConfig(ctx, policy, owner, target, cniPlan); err != nil || next.verdict != nil {
+		return res.then(next), err
+	}
 	next, err = r.migrate(ctx, policy, det, target, cniPlan, nodes, owner, persist)
 	if res = res.then(next); err != nil || policy.Spec.Mode == mtuv1alpha1.ModeDryRun {
 		return res, err
@@ -259,6 +262,40 @@ func (r *NetworkMTUPolicyReconciler) cniOwnership(policy *mtuv1alpha1.NetworkMTU
 		owner.Name, owner.PodMTU, owner.Encapsulation, me.PodMTU, me.Encapsulation, owner.Name)
 	return owner.Name, stop(plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonCNIConfigOwned, Message: msg}},
 		detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonCNIConfigOwned, msg))
+}
+
+// checkSharedConfig stalls a policy that would change the CNI configuration without selecting
+// every node: the configuration is read by every node's CNI agent, and a node outside the
+// selection gets no pin, no device change and no paced restart for it.
+func (r *NetworkMTUPolicyReconciler) checkSharedConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, cniOwner string, target plan.CNITarget, p cniPlan) (phaseResult, error) {
+	changes := p.changes()
+	if cniOwner != "" || policy.Spec.Mode != mtuv1alpha1.ModeApply || len(changes) == 0 {
+		return phaseResult{}, nil
+	}
+	me, err := selectionOf(policy)
+	if err != nil || me.Selector == nil {
+		return phaseResult{}, err
+	}
+	nodes := &metav1.PartialObjectMetadataList{}
+	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+	if err := r.List(ctx, nodes); err != nil {
+		return phaseResult{}, err
+	}
+	all := make([]plan.NamedLabels, 0, len(nodes.Items))
+	for _, n := range nodes.Items {
+		if n.DeletionTimestamp == nil {
+			all = append(all, plan.NamedLabels{Name: n.Name, Labels: n.Labels})
+		}
+	}
+	unselected := plan.Unselected(me, all)
+	if len(unselected) == 0 {
+		return phaseResult{}, nil
+	}
+	policy.Status.PlannedChanges = capChanges(changes)
+	msg := fmt.Sprintf("would change the CNI configuration (%d field(s), in status.plannedChanges) to pod MTU %d, but every node's CNI agent reads it and this policy does not select %s: those nodes would get it with no pin and no device prepared. Remove spec.nodeSelector, or make the change from a policy that selects every node",
+		len(changes), target.PodMTU, plan.Bounded(unselected))
+	return stop(plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonCNIConfigShared, Message: msg}},
+		detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonCNIConfigShared, msg)), nil
 }
 
 // checkOverlap stalls a policy whose node selector cannot work, or that selects a node an
@@ -422,7 +459,7 @@ func configPending(policy *mtuv1alpha1.NetworkMTUPolicy, changes []mtuv1alpha1.C
 
 // writeCNIConfig writes every edit of the plan, records what it replaced, and, when the
 // CNI's agents are not restarted node by node, restarts their DaemonSets.
-func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, p cniPlan, restartDaemonSets bool, drift bool) (metav1.Condition, error) {
+func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, p cniPlan, restartDaemonSets bool, drift bool, reverters []plan.Writer) (metav1.Condition, error) {
 	changes := p.changes()
 	for _, e := range p.edits {
 		if e.write == nil {
@@ -450,7 +487,7 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 	}
 	reason, msg := mtuv1alpha1.ReasonConfigWritten, fmt.Sprintf("wrote %d field(s): %s", len(changes), describeChanges(changes))
 	if drift {
-		reason, msg = mtuv1alpha1.ReasonDriftCorrected, "re-applied fields another writer reverted: "+describeChanges(changes)
+		reason, msg = mtuv1alpha1.ReasonDriftCorrected, fmt.Sprintf("re-applied fields that %s changed back: %s", plan.DescribeWriters(reverters), describeChanges(changes))
 		policy.Status.DriftCorrections++
 		policy.Status.LastDriftCorrection = &metav1.Time{Time: time.Now()}
 		driftCorrections.WithLabelValues(policy.Name, string(det.Provider)).Inc()

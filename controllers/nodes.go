@@ -127,6 +127,12 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	if cniOwner != "" {
 		pending, drift, driftWait = false, false, 0
 	}
+	// Who changed the documents since the operator wrote them, and when: named in the
+	// messages, and only agents started since then restart after the correction.
+	var reverters []plan.Writer
+	if drift {
+		reverters = p.writersSince(policy.Status.Migration.ConfigWrittenAt.Time)
+	}
 	agents, err := r.findCNIAgents(ctx, policy, p)
 	if err != nil {
 		return phaseResult{}, err
@@ -146,6 +152,9 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		Nodes:          nodes, ConfigPending: pending, PacedRestart: agents.paced, CNIRolledOut: agents.rolledOut,
 		Previous: policy.Status.Migration, Now: now,
 	}
+	if len(reverters) > 0 {
+		in.RevertedAt = &reverters[0].Time
+	}
 	if policy.Spec.Underlay.Source == mtuv1alpha1.UnderlayDeclared {
 		in.DeclaredUnderlay = policy.Spec.Underlay.MTU
 	}
@@ -160,7 +169,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	}
 	policy.Status.Migration = step.Migration.DeepCopy()
 	policy.Status.Nodes = step.Counts
-	configApplied := r.reportConfig(policy, step, p, driftWait)
+	configApplied := r.reportConfig(policy, step, p, driftWait, reverters)
 	if cniOwner != "" && policy.Spec.Mode == mtuv1alpha1.ModeApply {
 		configApplied = detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonCNIConfigOwned,
 			fmt.Sprintf("NetworkMTUPolicy %s owns the CNI configuration and sets the same values; this policy manages its nodes only", cniOwner))
@@ -173,7 +182,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		if err := persist(ctx); err != nil {
 			return phaseResult{}, err
 		}
-		written, err := r.writeCNIConfig(ctx, policy, det, p, !agents.paced && policy.Spec.CNI.AgentRestart != mtuv1alpha1.AgentRestartNever, drift)
+		written, err := r.writeCNIConfig(ctx, policy, det, p, !agents.paced && policy.Spec.CNI.AgentRestart != mtuv1alpha1.AgentRestartNever, drift, reverters)
 		if err != nil {
 			// Still pending next time, when it is written (and recorded) again.
 			return phaseResult{}, err
@@ -294,7 +303,7 @@ func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *m
 
 // reportConfig is ConfigApplied, with plannedChanges, for what the step decided about the
 // CNI's documents (a write replaces it once done).
-func (r *NetworkMTUPolicyReconciler) reportConfig(policy *mtuv1alpha1.NetworkMTUPolicy, step migration.Step, p cniPlan, driftWait time.Duration) metav1.Condition {
+func (r *NetworkMTUPolicyReconciler) reportConfig(policy *mtuv1alpha1.NetworkMTUPolicy, step migration.Step, p cniPlan, driftWait time.Duration, reverters []plan.Writer) metav1.Condition {
 	changes := p.changes()
 	policy.Status.PlannedChanges = nil
 	switch {
@@ -307,7 +316,7 @@ func (r *NetworkMTUPolicyReconciler) reportConfig(policy *mtuv1alpha1.NetworkMTU
 		}
 		return detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionFalse, mtuv1alpha1.ReasonDryRun, msg)
 	case driftWait > 0:
-		msg := fmt.Sprintf("reverted by another writer: %s; re-applying in %s", describeChanges(changes), driftWait.Round(time.Second))
+		msg := fmt.Sprintf("changed back by %s: %s; re-applying in %s", plan.DescribeWriters(reverters), describeChanges(changes), driftWait.Round(time.Second))
 		return detail(mtuv1alpha1.ConditionConfigApplied, metav1.ConditionTrue, mtuv1alpha1.ReasonDriftCorrected, msg)
 	case len(changes) == 0:
 		if isTrueFor(policy, mtuv1alpha1.ConditionConfigApplied) {

@@ -601,6 +601,12 @@ type MigrationStatus struct {
 	// started before it still runs the old configuration.
 	// +optional
 	ConfigWrittenAt *metav1.Time `json:"configWrittenAt,omitempty"`
+	// revertedAt is when another writer changed the CNI configuration the operator had
+	// written, as the object's managedFields record it, when the operator corrected that drift.
+	// Only the CNI agents started since then can have read the reverted values, so only they
+	// restart after the correction.
+	// +optional
+	RevertedAt *metav1.Time `json:"revertedAt,omitempty"`
 }
 
 // NetworkMTUPolicy declares the MTU of the cluster network: the underlay MTU and the

@@ -87,3 +87,22 @@ func CNIOwner(writers []CNIWriter) *CNIWriter {
 func (w CNIWriter) Agrees(owner CNIWriter) bool {
 	return w.PodMTU == owner.PodMTU && w.Encapsulation == owner.Encapsulation
 }
+
+// NamedLabels are a node's name and labels.
+type NamedLabels struct {
+	Name   string
+	Labels labels.Set
+}
+
+// Unselected returns the nodes p does not select, in the order given. The CNI's configuration
+// reaches every node: a policy that leaves some out must not change it, or their CNI agents
+// would hand out a pod MTU that no migration prepared their devices and NICs for.
+func Unselected(p PolicySelection, nodes []NamedLabels) []string {
+	var out []string
+	for _, n := range nodes {
+		if !p.selects(n.Labels) {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}

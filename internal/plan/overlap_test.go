@@ -1,8 +1,11 @@
 package plan
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 )
@@ -44,5 +47,16 @@ func TestCNIOwner(t *testing.T) {
 	none.Encapsulation = mtuv1alpha1.EncapsulationNone
 	if none.Agrees(owner) {
 		t.Errorf("another encapsulation should not agree")
+	}
+}
+
+func TestUnselected(t *testing.T) {
+	jumbo, _ := labels.Parse("pool=jumbo")
+	nodes := []NamedLabels{{Name: "node-a", Labels: labels.Set{"pool": "jumbo"}}, {Name: "node-b", Labels: labels.Set{"pool": "jumbo"}}, {Name: "node-c", Labels: labels.Set{"pool": "small"}}, {Name: "node-d"}}
+	if got := fmt.Sprint(Unselected(PolicySelection{Name: "jumbo", Selector: jumbo}, nodes)); got != "[node-c node-d]" {
+		t.Errorf("unselected by pool=jumbo: %s", got)
+	}
+	if got := Unselected(PolicySelection{Name: "all"}, nodes); len(got) != 0 {
+		t.Errorf("a policy without a selector leaves out %v", got)
 	}
 }

@@ -67,6 +67,10 @@ type Input struct {
 	Nodes            []Node
 	// ConfigPending: the CNI's documents do not hold the target values.
 	ConfigPending bool
+	// RevertedAt is, when the documents were written for this generation and someone changed
+	// them since, the time of the earliest such change: only CNI agents started since then can
+	// have read the reverted values. Nil when unknown.
+	RevertedAt *time.Time
 	// PacedRestart: the operator restarts the CNI's agents itself, deleting one node's agent
 	// pod at a time; CNIRolledOut then says the DaemonSet has no pod unavailable (so a node
 	// without an agent pod has none to restart, rather than one on its way). Otherwise
@@ -376,7 +380,7 @@ func (d *decision) restartCNI() (mtuv1alpha1.MigrationPhase, bool) {
 			if p != nil && !p.Deleting && d.in.Now.Sub(p.Created) > CNIAgentTimeout {
 				down = append(down, fmt.Sprintf("%s (pod %s, not Ready for %s)", n.Name, p.Name, d.in.Now.Sub(p.Created).Round(time.Second)))
 			}
-		case !p.Created.After(written):
+		case !p.Created.After(written) && d.mayHaveReadRevert(p):
 			// Started before the configuration was written (or in its second).
 			stale = append(stale, n.Name)
 		}
@@ -396,6 +400,15 @@ func (d *decision) restartCNI() (mtuv1alpha1.MigrationPhase, bool) {
 	d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: restarting the CNI agent on %s; %d to go%s",
 		mtuv1alpha1.MigrationRestartingCNI, plan.Bounded(append(restarting, d.step.RestartCNI...)), len(stale)-len(d.step.RestartCNI), d.pinNote()))
 	return "", true
+}
+
+// mayHaveReadRevert: the agent may run with values other than the operator's. After a drift
+// correction that is only an agent started since the revert (creation times have seconds
+// only, so one started in the revert's second counts); otherwise any agent started before
+// the write.
+func (d *decision) mayHaveReadRevert(p *CNIPod) bool {
+	r := d.step.Migration.RevertedAt
+	return r == nil || !p.Created.Before(r.Truncate(time.Second))
 }
 
 // verify has every node check, at full size and changing nothing, the paths to its probe
@@ -456,6 +469,12 @@ func (d *decision) release() (mtuv1alpha1.MigrationPhase, bool) {
 // done keeps every node at its target; a configuration reverted by hand is written again.
 func (d *decision) done() (mtuv1alpha1.MigrationPhase, bool) {
 	if d.in.ConfigPending && !d.step.WriteConfig {
+		// A drift correction: after the write, only agents that started since the revert
+		// (and so may have read it) restart.
+		d.step.Migration.RevertedAt = nil
+		if t := d.in.RevertedAt; t != nil {
+			d.step.Migration.RevertedAt = metaTimePtr(*t)
+		}
 		return mtuv1alpha1.MigrationConfiguring, false
 	}
 	d.convergeAll(d.finalWant)

@@ -1,9 +1,12 @@
 package migration
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
@@ -293,4 +296,72 @@ func TestVerifyFindsABlackHole(t *testing.T) {
 	}
 	s.round(in)
 	s.checkDone(s.run(input, 50), input().Target)
+}
+
+// TestDriftCorrectionRestartsOnlyAgentsThatReadTheRevert: after the rollout, someone puts the
+// old value back and node-b's CNI agent happens to restart and read it. The correction writes
+// the value again and restarts node-b's agent only: the others started before the revert and
+// still run the operator's value.
+func TestDriftCorrectionRestartsOnlyAgentsThatReadTheRevert(t *testing.T) {
+	s := newSim(t, vxlan, 1500, 1500, 1500)
+	s.generation = 1
+	var revertedAt *time.Time
+	input := func() Input {
+		in := s.input(vxlan, 9000, true, false, one())
+		in.RevertedAt = revertedAt
+		return in
+	}
+	if step := s.run(input, 100); step.Migration.Phase != mtuv1alpha1.MigrationDone {
+		t.Fatalf("the rollout did not end: %s", step.Migration.Phase)
+	}
+	s.now = s.now.Add(time.Minute)
+	at := s.now
+	revertedAt = &at
+	s.config = 1450 // kubectl edit puts the old value back
+	s.now = s.now.Add(3 * time.Second)
+	b := s.node("node-b")
+	b.cni = CNIPod{Created: s.now, Ready: true} // restarted on its own, reading the reverted value
+	b.podMTU = s.config
+	for _, lost := range s.lostPaths() {
+		s.broken[lost.pair] = true // the revert's damage, before the operator could see it
+	}
+
+	restarted := map[string]int{}
+	var step Step
+	for range 60 {
+		step = s.round(input())
+		for _, n := range step.RestartCNI {
+			restarted[n]++
+		}
+		if step.Migration.Phase == mtuv1alpha1.MigrationDone && s.config == 8950 && step.Nodes.Status == metav1.ConditionTrue {
+			break
+		}
+	}
+	s.checkDone(step, input().Target)
+	if s.writes != 2 {
+		t.Errorf("configuration written %d times, want 2", s.writes)
+	}
+	if fmt.Sprint(restarted) != "map[node-b:1]" {
+		t.Errorf("restarted %v after the correction, want node-b only\n%s", restarted, strings.Join(s.log, "\n"))
+	}
+	if b.podMTU != 8950 {
+		t.Errorf("node-b's CNI hands out %d, want 8950", b.podMTU)
+	}
+
+	// Without knowing when the revert happened, every agent restarts.
+	revertedAt = nil
+	s.config = 1450
+	restarted = map[string]int{}
+	for range 60 {
+		step = s.round(input())
+		for _, n := range step.RestartCNI {
+			restarted[n]++
+		}
+		if step.Migration.Phase == mtuv1alpha1.MigrationDone && s.config == 8950 && step.Nodes.Status == metav1.ConditionTrue {
+			break
+		}
+	}
+	if len(restarted) != 3 {
+		t.Errorf("restarted %v with the revert time unknown, want every node", restarted)
+	}
 }

@@ -21,10 +21,10 @@ import (
 	"github.com/mtu-operator/mtu-operator/controllers"
 	"github.com/mtu-operator/mtu-operator/internal/agent"
 	"github.com/mtu-operator/mtu-operator/internal/mtu"
+	"github.com/mtu-operator/mtu-operator/internal/node/journal"
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev/fake"
 	"github.com/mtu-operator/mtu-operator/internal/node/probe"
-	"github.com/mtu-operator/mtu-operator/internal/node/journal"
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
 )
 

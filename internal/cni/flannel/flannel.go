@@ -123,6 +123,11 @@ func Edit(doc []byte, want mtu.Flannel, remembered cni.Remembered) (out []byte, 
 		return bytes.Clone(doc), nil, nil
 	}
 
+	return renderBackend(doc, top, backend, edit), changes, nil
+}
+
+// renderBackend returns the document with the Backend object edited (added, when missing).
+func renderBackend(doc []byte, top object, backend *object, edit objectEdit) []byte {
 	l := layoutOf(doc, top)
 	var target object // the object whose text is replaced
 	var text string
@@ -139,11 +144,11 @@ func Edit(doc []byte, want mtu.Flannel, remembered cni.Remembered) (out []byte, 
 		backendText := l.renderObject(edit.added, base+l.indent)
 		target, text = top, l.renderObject([]newMember{{backendKey, backendText}}, base)
 	}
-	out = make([]byte, 0, len(doc)+len(text))
+	out := make([]byte, 0, len(doc)+len(text))
 	out = append(out, doc[:target.open]...)
 	out = append(out, text...)
 	out = append(out, doc[target.close+1:]...)
-	return out, changes, nil
+	return out
 }
 
 // optionsFor returns the options want's backend reads, or why want cannot be written.

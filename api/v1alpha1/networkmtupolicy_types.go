@@ -286,7 +286,30 @@ type NetworkMTUPolicySpec struct {
 	// +kubebuilder:default=Apply
 	// +optional
 	Mode PolicyMode `json:"mode,omitempty"`
+
+	// deletionPolicy says what deleting the policy does to the cluster. Orphan (the default)
+	// stops managing and leaves the CNI configuration and the NICs as they are: deleting an
+	// object, which GitOps tools do when a file moves, must not by itself change the MTU of a
+	// running cluster. Restore carries the CNI configuration back to the values it had before
+	// the operator first changed it, and with underlay.management Enforce each NIC back to its
+	// original MTU, as a paced migration, before the policy goes. See the README for what
+	// Restore supports.
+	// +kubebuilder:default=Orphan
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
+
+// DeletionPolicy says what deleting a policy does.
+// +kubebuilder:validation:Enum=Orphan;Restore
+// +kubebuilder:validation:MaxLength=16
+type DeletionPolicy string
+
+const (
+	// DeletionOrphan stops managing and changes nothing.
+	DeletionOrphan DeletionPolicy = "Orphan"
+	// DeletionRestore migrates back to the values the operator first replaced.
+	DeletionRestore DeletionPolicy = "Restore"
+)
 
 // TunnelMTU is the MTU of the tunnel devices of one IP family.
 type TunnelMTU struct {

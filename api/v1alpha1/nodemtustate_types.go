@@ -210,6 +210,19 @@ type InterfaceChange struct {
 	To int32 `json:"to"`
 }
 
+// OriginalMTU is an interface's MTU before the operator first changed it.
+type OriginalMTU struct {
+	// name of the interface.
+	// +kubebuilder:validation:MaxLength=15
+	// +required
+	Name string `json:"name"`
+	// mtu it had.
+	// +kubebuilder:validation:Minimum=68
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	MTU int32 `json:"mtu"`
+}
+
 // Transaction is the last change the agent made.
 type Transaction struct {
 	// policyGeneration the change worked towards.
@@ -315,6 +328,14 @@ type NodeMTUStateStatus struct {
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	UnderlayMTU int32 `json:"underlayMTU,omitempty"`
+	// originalUnderlay are the MTUs the underlay interfaces had before the operator first
+	// changed them, from the agent's record on the node, which outlives the policy (a Restore
+	// puts them back).
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	OriginalUnderlay []OriginalMTU `json:"originalUnderlay,omitempty"`
 	// interfaces are the managed interfaces as observed.
 	// +listType=map
 	// +listMapKey=name

@@ -114,6 +114,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, err
 	}
 	status.Underlay, status.UnderlayMTU = u.interfaces, u.mtu
+	status.OriginalUnderlay = r.originalUnderlay()
 	if status.UnderlayAddresses, err = r.nodeAddresses(ctx); err != nil {
 		return ctrl.Result{}, err
 	}

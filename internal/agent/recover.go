@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -110,4 +112,20 @@ func (r *Reconciler) forgetUndone(ctx context.Context) {
 			log.FromContext(ctx).Error(err, "clearing the journal's transaction")
 		}
 	}
+}
+
+// originalUnderlay reports the underlay MTUs the journal recorded before the operator first
+// changed them, sorted by name.
+func (r *Reconciler) originalUnderlay() []mtuv1alpha1.OriginalMTU {
+	if r.Journal == nil {
+		return nil
+	}
+	originals := r.Journal.Record().OriginalMTUs
+	var out []mtuv1alpha1.OriginalMTU
+	for _, name := range slices.Sorted(maps.Keys(originals)) {
+		if len(out) < 8 {
+			out = append(out, mtuv1alpha1.OriginalMTU{Name: name, MTU: int32(originals[name])})
+		}
+	}
+	return out
 }

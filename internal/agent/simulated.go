@@ -32,6 +32,8 @@ type Simulated struct {
 
 	mu  sync.Mutex // guards the fields above once Run has started
 	pin *int32     // the route MTU pinned "in the kernel"
+	// original is the NIC's MTU before the first change, as the real agent's journal keeps it.
+	original int32
 	// stopped: the agent does not run; the node keeps what it has.
 	stopped bool
 }
@@ -115,6 +117,10 @@ func (s *Simulated) Step(ctx context.Context) error {
 	}
 	status.Underlay = []mtuv1alpha1.UnderlayInterface{{Name: "eth0", MTU: s.Underlay, DefaultRoute: true}}
 	status.UnderlayMTU = s.Underlay
+	status.OriginalUnderlay = nil
+	if s.original != 0 {
+		status.OriginalUnderlay = []mtuv1alpha1.OriginalMTU{{Name: "eth0", MTU: s.original}}
+	}
 	if s.Address != "" {
 		status.UnderlayAddresses = []string{s.Address}
 	}
@@ -148,7 +154,10 @@ func (s *Simulated) converge(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1alp
 	if s.Refuse {
 		t.Outcome, t.Reason, t.Message = mtuv1alpha1.TransactionRolledBack, "ProbeFailed", "probe failed: simulated"
 	} else {
-		if spec.UnderlayMTU != nil {
+		if spec.UnderlayMTU != nil && *spec.UnderlayMTU != s.Underlay {
+			if s.original == 0 {
+				s.original = s.Underlay
+			}
 			s.Underlay = *spec.UnderlayMTU
 		}
 		for _, i := range spec.Interfaces {

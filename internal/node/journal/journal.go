@@ -5,8 +5,10 @@
 // done and releases what it pinned, without asking the API server: a node that a bad MTU cut
 // off must still recover.
 //
-// The record belongs to one boot of the node: the kernel's links and routes do not survive a
-// reboot, so a record from an earlier boot is dropped when it is opened.
+// The transaction and the pins belong to one boot of the node: the kernel's links and routes do
+// not survive a reboot, so they are dropped when a record of an earlier boot is opened. The
+// original MTUs of the underlay interfaces are kept: they are what the node had before the
+// operator, whatever booted since.
 package journal
 
 import (
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +51,9 @@ type Record struct {
 	BootID      string              `json:"bootID"`
 	Transaction *Pending            `json:"transaction,omitempty"`
 	Pins        []routepin.Original `json:"pins,omitempty"`
+	// OriginalMTUs are the MTUs the underlay interfaces had before the operator first changed
+	// them; an entry, once there, is never replaced.
+	OriginalMTUs map[string]int `json:"originalMTUs,omitempty"`
 }
 
 // Journal is the record of one node's agent in one file. It is safe for concurrent use.
@@ -78,8 +84,9 @@ func Open(path, bootID string) (j *Journal, rec Record, dropped bool, err error)
 		return nil, Record{}, false, fmt.Errorf("the journal %s does not parse (move it away to start afresh): %w", path, err)
 	}
 	if read.BootID != bootID {
-		// The node rebooted: the kernel state the record describes is gone.
-		return j, j.rec, true, j.write(j.rec)
+		// The node rebooted: the kernel state the record describes is gone, not the originals.
+		j.rec.OriginalMTUs = read.OriginalMTUs
+		return j, clone(j.rec), true, j.write(j.rec)
 	}
 	j.rec = read
 	return j, read, false, nil
@@ -101,7 +108,8 @@ func (j *Journal) Record() Record {
 	return clone(j.rec)
 }
 
-// SetTransaction records the transaction under way, or none.
+// SetTransaction records the transaction under way, or none, and the original MTU of each
+// underlay interface it changes for the first time.
 func (j *Journal) SetTransaction(p *Pending) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -111,6 +119,14 @@ func (j *Journal) SetTransaction(p *Pending) error {
 		cp := *p
 		cp.Changes = append([]txn.Change(nil), p.Changes...)
 		next.Transaction = &cp
+		for _, c := range p.Changes {
+			if _, known := next.OriginalMTUs[c.Link]; c.Role == txn.Underlay && !known {
+				if next.OriginalMTUs == nil {
+					next.OriginalMTUs = map[string]int{}
+				}
+				next.OriginalMTUs[c.Link] = c.From
+			}
+		}
 	}
 	return j.commit(next)
 }
@@ -166,7 +182,7 @@ func (j *Journal) write(rec Record) error {
 }
 
 func clone(r Record) Record {
-	out := Record{BootID: r.BootID, Pins: append([]routepin.Original(nil), r.Pins...)}
+	out := Record{BootID: r.BootID, Pins: append([]routepin.Original(nil), r.Pins...), OriginalMTUs: maps.Clone(r.OriginalMTUs)}
 	if r.Transaction != nil {
 		p := *r.Transaction
 		p.Changes = append([]txn.Change(nil), r.Transaction.Changes...)

@@ -40,7 +40,7 @@ func TestARecordSurvivesTheProcess(t *testing.T) {
 	pending.Changes[0].To = 1 // the journal keeps its own copy
 
 	_, again, dropped := open(t, path, "boot-1")
-	want := journal.Record{BootID: "boot-1", Pins: pins, Transaction: &journal.Pending{PolicyGeneration: 3, Attempt: 1, Started: time.Unix(1700000000, 0).UTC(),
+	want := journal.Record{BootID: "boot-1", Pins: pins, OriginalMTUs: map[string]int{"eth0": 1500}, Transaction: &journal.Pending{PolicyGeneration: 3, Attempt: 1, Started: time.Unix(1700000000, 0).UTC(),
 		Changes: []txn.Change{{Link: "eth0", From: 1500, To: 9000, Role: txn.Underlay}, {Link: "flannel.1", From: 1450, To: 8950, Role: txn.Tunnel}}}}
 	if dropped || !reflect.DeepEqual(again, want) {
 		t.Errorf("reopened: %+v (dropped %v), want %+v", again, dropped, want)
@@ -64,9 +64,18 @@ func TestARecordOfAnotherBootIsDropped(t *testing.T) {
 	if err := j.SetPins([]routepin.Original{{Route: "r", LinkIndex: 3, Pinned: 1450}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := j.SetTransaction(&journal.Pending{Changes: []txn.Change{{Link: "eth0", From: 1500, To: 9000, Role: txn.Underlay}, {Link: "cni0", From: 1450, To: 8950, Role: txn.Bridge}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SetTransaction(&journal.Pending{Changes: []txn.Change{{Link: "eth0", From: 9000, To: 1500, Role: txn.Underlay}}}); err != nil {
+		t.Fatal(err)
+	}
 	_, rec, dropped := open(t, path, "boot-2")
-	if !dropped || len(rec.Pins) != 0 || rec.BootID != "boot-2" {
+	if !dropped || len(rec.Pins) != 0 || rec.Transaction != nil || rec.BootID != "boot-2" {
 		t.Errorf("after a reboot: %+v (dropped %v), want an empty record of boot-2", rec, dropped)
+	}
+	if !reflect.DeepEqual(rec.OriginalMTUs, map[string]int{"eth0": 1500}) {
+		t.Errorf("original MTUs after a reboot: %v, want eth0's first one (1500) only: the underlay's, kept", rec.OriginalMTUs)
 	}
 	if _, rec, dropped = open(t, path, "boot-2"); dropped || len(rec.Pins) != 0 {
 		t.Errorf("the dropped record was not replaced on disk: %+v (dropped %v)", rec, dropped)

@@ -53,6 +53,9 @@ type resourceEdit struct {
 type cniPlan struct {
 	edits   []resourceEdit
 	problem *plan.Problem
+	// ownStep: the documents differ from what the operator last wrote because its own next
+	// step changes them (a restore's), not because someone reverted them.
+	ownStep bool
 }
 
 func (p cniPlan) changes() []mtuv1alpha1.ConfigChange {

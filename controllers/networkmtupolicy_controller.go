@@ -82,18 +82,16 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if policy.DeletionTimestamp != nil {
-		wait, err := r.finalize(ctx, policy)
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{RequeueAfter: conflictRetry}, nil
-		}
-		return ctrl.Result{RequeueAfter: wait}, err
+	if policy.DeletionTimestamp != nil && !restoring(policy) {
+		return r.finalizeResult(ctx, policy)
 	}
-	if err := r.ensureFinalizer(ctx, policy); err != nil {
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	if policy.DeletionTimestamp == nil {
+		if err := r.ensureFinalizer(ctx, policy); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
+			}
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, err
 	}
 	base := policy.DeepCopy()
 	// persist records the migration before a write it decided on, so that a lost status patch
@@ -108,7 +106,20 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return nil
 	}
 
-	res, err := r.reconcilePhases(ctx, policy, persist)
+	var res phaseResult
+	var err error
+	if policy.DeletionTimestamp != nil {
+		var back bool
+		res, back, err = r.restorePhases(ctx, policy, persist)
+		if back && err == nil {
+			if err := r.dropOriginals(ctx); err != nil {
+				return ctrl.Result{}, err
+			}
+			return r.finalizeResult(ctx, policy)
+		}
+	} else {
+		res, err = r.reconcilePhases(ctx, policy, persist)
+	}
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil // decided on a stale copy: decide again
 	}
@@ -128,6 +139,15 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	recordMetrics(policy)
 	return ctrl.Result{RequeueAfter: res.requeue}, err
+}
+
+// finalizeResult finalizes a deleted policy and says when to look again.
+func (r *NetworkMTUPolicyReconciler) finalizeResult(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (ctrl.Result, error) {
+	wait, err := r.finalize(ctx, policy)
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return ctrl.Result{RequeueAfter: wait}, err
 }
 
 // phaseResult is what a phase of Reconcile decided about the policy's status: the detail

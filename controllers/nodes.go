@@ -127,6 +127,9 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	if cniOwner != "" {
 		pending, drift, driftWait = false, false, 0
 	}
+	if p.ownStep {
+		drift, driftWait = false, 0
+	}
 	// Who changed the documents since the operator wrote them, and when: named in the
 	// messages, and only agents started since then restart after the correction.
 	var reverters []plan.Writer
@@ -148,6 +151,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		},
 		Enforce:        policy.Spec.Underlay.Management == mtuv1alpha1.UnderlayEnforce,
 		AllowLowering:  policy.Spec.Underlay.AllowLowering,
+		UnderlayByNode: target.UnderlayByNode,
 		MaxUnavailable: policy.Spec.Rollout.MaxUnavailable,
 		Nodes:          nodes, ConfigPending: pending, PacedRestart: agents.paced, CNIRolledOut: agents.rolledOut,
 		Previous: policy.Status.Migration, Now: now,

@@ -16,6 +16,9 @@ type CNITarget struct {
 	Flannel mtu.Flannel
 	Calico  mtu.Calico
 	Antrea  mtu.Antrea
+	// UnderlayByNode gives nodes a NIC target of their own under Enforce: a restore puts each
+	// NIC back to its own original MTU.
+	UnderlayByNode map[string]int32
 }
 
 // The CNIs' host interface names (from their sources; flannel's carry the VNI).

@@ -71,3 +71,15 @@ func (o Originals) Remembered(prefix string) cni.Remembered {
 	}
 	return r
 }
+
+// Under returns the recorded originals of the fields under prefix, absent ones included (""),
+// keyed by the editor's own path: what a restore puts back.
+func (o Originals) Under(prefix string) map[string]string {
+	out := map[string]string{}
+	for path, old := range o {
+		if rest, ok := strings.CutPrefix(path, prefix); ok && rest != "" {
+			out[rest] = old
+		}
+	}
+	return out
+}

@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/plan"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
 	"github.com/mtu-operator/mtu-operator/test/e2e/story"
 )
@@ -95,4 +98,103 @@ func TestDeletingAPolicyMidMigration(t *testing.T) {
 			t.Errorf("%s lost %d datagrams of %d B:\n%s", r.Path, s.Lost, story.RoutableSize, r.Report)
 		}
 	}
+}
+
+// TestDeletingWithRestore raises a flannel cluster from 1500 to jumbo frames, then deletes the
+// policy with deletionPolicy Restore: before it goes, a paced migration carries everything
+// back. flannel's net-conf.json is the original text again, every NIC is at 1500 and every
+// flannel device and pod at 1450, no pin and no NodeMTUState is left, and no datagram of the
+// routable size was lost while going up and back down.
+func TestDeletingWithRestore(t *testing.T) {
+	ctx := context.Background()
+	l := startLabWith(t, lab.Options{CNI: lab.Flannel, Nodes: []lab.NodeSpec{{Name: "node-a", UnderlayMTU: 1500}, {Name: "node-b", UnderlayMTU: 1500}, {Name: "node-c", UnderlayMTU: 1500}}})
+	cfg := &corev1.ConfigMap{}
+	if err := l.Client.Get(ctx, types.NamespacedName{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	original := cfg.Data["net-conf.json"]
+	w, err := story.NewWorld(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traffic, err := w.StartTraffic(ctx, matrixPaths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer traffic.Stop()
+	up := migration{mtu: 9000, encap: mtuv1alpha1.EncapsulationVXLAN, maxUnavailable: "1"}
+	if err := w.Apply(ctx, story.Step{Policy: up.policy() + "  deletionPolicy: Restore\n"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitFor(ctx, "the policy Ready at 9000", 3*time.Minute, policyReady(l)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := story.Policy(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Client.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitFor(ctx, "the policy restored and gone", 4*time.Minute, func(ctx context.Context) error {
+		err := l.Client.Get(ctx, types.NamespacedName{Name: story.PolicyName}, &mtuv1alpha1.NetworkMTUPolicy{})
+		if err == nil {
+			return errors.New("still there")
+		}
+		return client.IgnoreNotFound(err)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	var events eventsv1.EventList
+	if err := l.Client.List(ctx, &events); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.Regarding.Name == story.PolicyName {
+			t.Logf("event %s %s: %s", e.Reason, e.Action, e.Note)
+		}
+	}
+	if err := l.Client.Get(ctx, types.NamespacedName{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Data["net-conf.json"]; got != original {
+		t.Errorf("net-conf.json after the restore:\n%s\nwant the original:\n%s", got, original)
+	}
+	if _, ok := cfg.Annotations[plan.OriginalsAnnotation]; ok {
+		t.Errorf("the originals annotation is still on the ConfigMap")
+	}
+	for _, n := range l.Nodes {
+		mtus, err := n.LinkMTUs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for link, want := range map[string]int{"eth0": 1500, "flannel.1": 1450, "cni0": 1450} {
+			if mtus[link] != want {
+				t.Errorf("%s %s at %d after the restore, want %d", n.Name, link, mtus[link], want)
+			}
+		}
+		// What flanneld hands to pods started from now on.
+		if env, err := n.SubnetEnv(); err != nil || env["FLANNEL_MTU"] != "1450" {
+			t.Errorf("%s: flanneld's subnet.env says FLANNEL_MTU=%s (%v), want 1450", n.Name, env["FLANNEL_MTU"], err)
+		}
+	}
+	pods, err := l.PodMTUs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pod, m := range pods {
+		if m != 1450 {
+			t.Errorf("pod %s at %d after the restore, want 1450", pod, m)
+		}
+	}
+	var states mtuv1alpha1.NodeMTUStateList
+	if err := l.Client.List(ctx, &states); err != nil {
+		t.Fatal(err)
+	}
+	if len(states.Items) > 0 {
+		t.Errorf("%d NodeMTUStates left after the policy went", len(states.Items))
+	}
+	noPinsAnywhere(t, l)
+	noLoss(t, traffic.Stop(), "while the policy went up and was restored")
 }

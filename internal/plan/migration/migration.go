@@ -63,6 +63,9 @@ type Input struct {
 	DeclaredUnderlay *int32
 	Enforce          bool
 	AllowLowering    bool
+	// UnderlayByNode, under Enforce, gives some nodes a NIC target of their own instead of
+	// DeclaredUnderlay (a restore puts each NIC back to its own original).
+	UnderlayByNode map[string]int32
 	MaxUnavailable   *intstr.IntOrString
 	Nodes            []Node
 	// ConfigPending: the CNI's documents do not hold the target values.
@@ -614,7 +617,9 @@ func (d *decision) peersOf(n Node, w nodeWant) []mtuv1alpha1.ProbePeer {
 // finalWant is the node's target at the end of the migration.
 func (d *decision) finalWant(n Node) nodeWant {
 	w := nodeWant{interfaces: slices.Clone(d.in.Target.Interfaces)}
-	if d.in.Enforce && d.in.DeclaredUnderlay != nil {
+	if u, ok := d.in.UnderlayByNode[n.Name]; ok && d.in.Enforce {
+		w.underlay = &u
+	} else if d.in.Enforce && d.in.DeclaredUnderlay != nil {
 		w.underlay = d.in.DeclaredUnderlay
 	}
 	return w

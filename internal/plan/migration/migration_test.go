@@ -365,3 +365,25 @@ func TestDriftCorrectionRestartsOnlyAgentsThatReadTheRevert(t *testing.T) {
 		t.Errorf("restarted %v with the revert time unknown, want every node", restarted)
 	}
 }
+
+// TestRestoreGivesEachNICItsOwnOriginal: a restore lowers each node's NIC back to the MTU it
+// had before the operator (node-c's was 1400, the others' 1500), with pods sized for the
+// smallest, without losing a packet on the way.
+func TestRestoreGivesEachNICItsOwnOriginal(t *testing.T) {
+	s := newSim(t, vxlan, 9000, 9000, 9000)
+	s.generation = 1
+	originals := map[string]int32{"node-a": 1500, "node-b": 1500, "node-c": 1400}
+	input := func() Input {
+		in := s.input(vxlan, 1400, true, true, one())
+		in.UnderlayByNode = originals
+		return in
+	}
+	target := input().Target
+	target.UnderlayMTU = nil // checked per node below
+	s.checkDone(s.run(input, 100), target)
+	for _, n := range s.nodes {
+		if n.underlay != originals[n.name] {
+			t.Errorf("%s NIC at %d, want its original %d", n.name, n.underlay, originals[n.name])
+		}
+	}
+}

@@ -18,7 +18,9 @@ func TestOriginalUnderlays(t *testing.T) {
 		}
 		return NodeInput{Name: name, State: s}
 	}
-	eth0 := func(m int32) []mtuv1alpha1.UnderlayInterface { return []mtuv1alpha1.UnderlayInterface{{Name: "eth0", MTU: m}} }
+	eth0 := func(m int32) []mtuv1alpha1.UnderlayInterface {
+		return []mtuv1alpha1.UnderlayInterface{{Name: "eth0", MTU: m}}
+	}
 	nodes := []NodeInput{
 		node("raised", eth0(9000), mtuv1alpha1.OriginalMTU{Name: "eth0", MTU: 1500}),
 		node("untouched", eth0(9000)),

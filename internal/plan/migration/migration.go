@@ -66,8 +66,8 @@ type Input struct {
 	// UnderlayByNode, under Enforce, gives some nodes a NIC target of their own instead of
 	// DeclaredUnderlay (a restore puts each NIC back to its own original).
 	UnderlayByNode map[string]int32
-	MaxUnavailable   *intstr.IntOrString
-	Nodes            []Node
+	MaxUnavailable *intstr.IntOrString
+	Nodes          []Node
 	// ConfigPending: the CNI's documents do not hold the target values.
 	ConfigPending bool
 	// RevertedAt is, when the documents were written for this generation and someone changed

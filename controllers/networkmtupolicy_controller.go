@@ -201,8 +201,17 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if err := r.List(ctx, &policies); err != nil {
 		return phaseResult{}, err
 	}
+	wasOverlapping := stalledFor(policy, mtuv1alpha1.ReasonNodeSelectorClash)
 	if v, err := r.checkOverlap(ctx, policy, policies.Items); v != nil || err != nil {
+		if v != nil && v.Stalled.Reason == mtuv1alpha1.ReasonNodeSelectorClash && !wasOverlapping {
+			r.event(policy, corev1.EventTypeWarning, v.Stalled.Reason, "Select", v.Stalled.Message)
+		}
 		return phaseResult{verdict: v}, err
+	}
+	if wasOverlapping {
+		// An older policy that selected these nodes is gone (or narrowed): say so before
+		// anything changes.
+		r.event(policy, corev1.EventTypeNormal, "NodesTakenOver", "Select", "no older policy selects these nodes any more: this policy manages them now, through a paced migration")
 	}
 	nodes, err := r.gatherNodes(ctx, policy)
 	if err != nil {
@@ -312,6 +321,11 @@ func (r *NetworkMTUPolicyReconciler) checkSharedConfig(ctx context.Context, poli
 		return phaseResult{}, nil
 	}
 	policy.Status.PlannedChanges = capChanges(changes)
+	defer func() {
+		if !stalledFor(policy, mtuv1alpha1.ReasonCNIConfigShared) {
+			r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonCNIConfigShared, "Configure", fmt.Sprintf("not changing the CNI configuration, which %s also read", plan.Bounded(unselected)))
+		}
+	}()
 	msg := fmt.Sprintf("would change the CNI configuration (%d field(s), in status.plannedChanges) to pod MTU %d, but every node's CNI agent reads it and this policy does not select %s: those nodes would get it with no pin and no device prepared. Remove spec.nodeSelector, or make the change from a policy that selects every node",
 		len(changes), target.PodMTU, plan.Bounded(unselected))
 	return stop(plan.Verdict{Stalled: &plan.Problem{Reason: mtuv1alpha1.ReasonCNIConfigShared, Message: msg}},
@@ -519,6 +533,12 @@ func (r *NetworkMTUPolicyReconciler) writeCNIConfig(ctx context.Context, policy 
 // capChanges keeps status within the CRD's bound (64 entries).
 func capChanges(c []mtuv1alpha1.ConfigChange) []mtuv1alpha1.ConfigChange {
 	return c[:min(len(c), 64)]
+}
+
+// stalledFor says whether the policy's status says Stalled for reason.
+func stalledFor(policy *mtuv1alpha1.NetworkMTUPolicy, reason string) bool {
+	c := meta.FindStatusCondition(policy.Status.Conditions, mtuv1alpha1.ConditionStalled)
+	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
 }
 
 func isTrueFor(policy *mtuv1alpha1.NetworkMTUPolicy, conditionType string) bool {

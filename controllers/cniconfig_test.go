@@ -363,7 +363,7 @@ func TestRevertedFieldIsReapplied(t *testing.T) {
 	}
 	// Only CNI agents started since the revert restart after the correction. (Times have
 	// seconds only: a change in the second of the operator's write counts as after it.)
-	if m := got.Status.Migration; m == nil || m.RevertedAt == nil || m.RevertedAt.Time.Before(revertedAt.Add(-2*time.Second)) || m.RevertedAt.Time.After(revertedAt.Add(2*time.Second)) {
+	if m := got.Status.Migration; m == nil || m.RevertedAt == nil || m.RevertedAt.Sub(revertedAt).Abs() > 2*time.Second {
 		t.Errorf("migration %+v; want revertedAt at the update (%s)", m, revertedAt)
 	}
 	if b := backend(t, getConfigMap(t, "kube-flannel", "kube-flannel-cfg").Data["net-conf.json"]); b["MTU"] != float64(9000) {

@@ -46,7 +46,7 @@ func lookupFold(m map[string]json.RawMessage, key string) json.RawMessage {
 func Backend(doc []byte) (backendType string, backendMTU int, err error) {
 	var conf map[string]json.RawMessage
 	if err := json.Unmarshal(doc, &conf); err != nil {
-		return "", 0, fmt.Errorf("%w: flannel net-conf.json: %v", cni.ErrUnparseable, err)
+		return "", 0, fmt.Errorf("%w: flannel net-conf.json: %w", cni.ErrUnparseable, err)
 	}
 	backendType = "vxlan"
 	raw := lookupFold(conf, "Backend")

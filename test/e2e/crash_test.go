@@ -206,3 +206,55 @@ func noLoss(t *testing.T, reports []story.PathReport, while string) {
 		}
 	}
 }
+
+// TestAPIServerRestartedMidRollout kills the API server while nodes raise their devices and
+// starts it again five seconds later with its etcd: the manager, the agents and flanneld lose
+// their connections and their watches, and the rollout still ends Ready, with no node rolled
+// back, no pin left and nothing of the routable size lost.
+func TestAPIServerRestartedMidRollout(t *testing.T) {
+	ctx := context.Background()
+	l := startLabWith(t, lab.Options{CNI: lab.Flannel, Nodes: []lab.NodeSpec{{Name: "node-a", UnderlayMTU: 1500}, {Name: "node-b", UnderlayMTU: 1500}, {Name: "node-c", UnderlayMTU: 1500}}})
+	w, err := story.NewWorld(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traffic, err := w.StartTraffic(ctx, matrixPaths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer traffic.Stop()
+	up := migration{mtu: 9000, encap: mtuv1alpha1.EncapsulationVXLAN, maxUnavailable: "1"}
+	if err := w.Apply(ctx, story.Step{Policy: up.policy()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitFor(ctx, "the migration raising devices", 2*time.Minute, func(ctx context.Context) error {
+		p, err := story.Policy(ctx, l)
+		if err != nil {
+			return err
+		}
+		if m := p.Status.Migration; m == nil || m.Phase != mtuv1alpha1.MigrationRaisingDevices {
+			return fmt.Errorf("migration %+v", m)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RestartAPIServer(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("the API server was down for 5 s while nodes raised their devices")
+	if err := l.WaitFor(ctx, "the policy Ready", 4*time.Minute, policyReady(l)); err != nil {
+		t.Fatal(err)
+	}
+	var states mtuv1alpha1.NodeMTUStateList
+	if err := l.Client.List(ctx, &states); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states.Items {
+		if tx := s.Status.LastTransaction; tx != nil && tx.Outcome != mtuv1alpha1.TransactionCommitted {
+			t.Errorf("%s: %s %s", s.Name, tx.Outcome, tx.Message)
+		}
+	}
+	noPinsAnywhere(t, l)
+	noLoss(t, traffic.Stop(), "while the API server was restarted mid-rollout")
+}

@@ -60,6 +60,44 @@ func Edit(doc []byte, want mtu.Antrea) (out []byte, changes []cni.Change, err er
 	if err != nil {
 		return nil, nil, err
 	}
+	return edit(doc, settings)
+}
+
+// defaults are Antrea's values for the owned keys when they are absent.
+var defaults = map[string]string{
+	keyTrafficEncapMode: "encap", keyTunnelType: "geneve", keyTrafficEncryptionMode: "none", keyDefaultMTU: "0",
+}
+
+// Restore puts the owned keys back to the values recorded before the operator first changed
+// them: originals maps a key to its value as written, "" for a key that was absent or null,
+// which gets Antrea's default for it written out (encap, geneve, none, 0: what Antrea reads
+// when the key is absent). Keys it does not own are ignored. Like Edit, it rewrites values in
+// place and refuses a document it cannot edit safely.
+func Restore(doc []byte, originals map[string]string) (out []byte, changes []cni.Change, err error) {
+	var settings []setting
+	for _, key := range []string{keyTrafficEncapMode, keyTunnelType, keyTrafficEncryptionMode, keyDefaultMTU} {
+		value, ok := originals[key]
+		if !ok {
+			continue
+		}
+		if value == "" {
+			value = defaults[key]
+		}
+		s := setting{key: key, text: value, foldCase: key == keyTrafficEncryptionMode}
+		if key == keyDefaultMTU {
+			n, err := strconv.Atoi(value)
+			if err != nil || n < 0 {
+				return nil, nil, unexpectedShape("the original defaultMTU %q is not a whole number", value)
+			}
+			s.number, s.wantInt = true, n
+		}
+		settings = append(settings, s)
+	}
+	return edit(doc, settings)
+}
+
+// edit sets the owned keys to settings.
+func edit(doc []byte, settings []setting) (out []byte, changes []cni.Change, err error) {
 	// yaml.v3 skips a byte order mark; stripping it keeps its columns aligned with ours.
 	bom, body := splitBOM(doc)
 	before, err := parse(body)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -58,6 +59,12 @@ func (p tcpProbe) String() string { return "TCP connect to " + p.address }
 func (p tcpProbe) Probe(ctx context.Context) error {
 	d := net.Dialer{Timeout: p.timeout}
 	conn, err := d.DialContext(ctx, "tcp", p.address)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// The host answered (a reset): the node reaches it. A server that is down (an API
+		// server restarting) says nothing about the node's network, and must not roll back
+		// its change.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}

@@ -190,9 +190,15 @@ func TestTCP(t *testing.T) {
 	if err := probe.InNamespace(a.NS, probe.TCP(ln.Addr().String(), time.Second)).Probe(t.Context()); err != nil {
 		t.Errorf("TCP to a listening port: %v", err)
 	}
-	err := probe.InNamespace(a.NS, probe.TCP("10.0.0.2:1", time.Second)).Probe(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "TCP connect to 10.0.0.2:1") {
-		t.Errorf("TCP to a closed port = %v, want a failure naming the address", err)
+	// A closed port answers with a reset: the host is reached, which is what the probe checks
+	// (an API server restarting must not roll a node's change back).
+	if err := probe.InNamespace(a.NS, probe.TCP("10.0.0.2:1", time.Second)).Probe(t.Context()); err != nil {
+		t.Errorf("TCP to a closed port of a host that answers = %v, want a pass", err)
+	}
+	// Nobody answers for 10.0.0.3: no reset, no connection.
+	err := probe.InNamespace(a.NS, probe.TCP("10.0.0.3:443", 300*time.Millisecond)).Probe(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "TCP connect to 10.0.0.3:443") {
+		t.Errorf("TCP to a host that does not answer = %v, want a failure naming the address", err)
 	}
 	// From the host namespace the test network does not exist.
 	if err := probe.TCP(ln.Addr().String(), 200*time.Millisecond).Probe(t.Context()); err == nil {

@@ -89,6 +89,8 @@ type Lab struct {
 	// runCtx ends when the lab closes; stopManager stops the running manager.
 	runCtx      context.Context
 	stopManager func()
+	// stopAPIServer stops an API server the lab restarted (envtest stops only its own).
+	stopAPIServer func() error
 	running     sync.WaitGroup
 	mu          sync.Mutex
 	errs        []error
@@ -348,6 +350,21 @@ func (l *Lab) StopManager() {
 	}
 }
 
+// RestartAPIServer kills the API server, keeps it down for down, and starts it again with
+// its etcd and certificates, as a control plane node's restart does. Everything else (the
+// manager, the agents, flanneld) sees its connections drop and must recover by itself.
+func (l *Lab) RestartAPIServer(ctx context.Context, down time.Duration) error {
+	if l.stopAPIServer != nil {
+		return errors.New("the lab restarts its API server once")
+	}
+	pid, stop, err := l.env.RestartAPIServer(ctx, down)
+	if err != nil {
+		return err
+	}
+	l.stopAPIServer = stop
+	return l.reaper.Process(pid)
+}
+
 // SetSwitchPortMTU sets the MTU of the switch's port towards a node: a port smaller than the
 // NICs on both sides drops every larger frame without a word, as a misconfigured switch does.
 func (l *Lab) SetSwitchPortMTU(node string, mtu int) error {
@@ -389,6 +406,9 @@ func (l *Lab) Close() error {
 	}
 	for _, d := range l.dirs {
 		errs = append(errs, removeAll(d))
+	}
+	if l.stopAPIServer != nil {
+		errs = append(errs, l.stopAPIServer())
 	}
 	if l.env != nil {
 		errs = append(errs, l.env.Stop())

@@ -1,0 +1,147 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+)
+
+// RestartAPIServer kills the API server with SIGKILL, as a crashed or restarted control plane
+// node does, waits down, and starts it again with the same command line, environment and
+// files (its certificates and etcd stay), then waits until it is ready. It returns the new
+// process's ID and a function that stops it; Stop no longer does, since envtest does not know
+// the new process.
+func (e *Env) RestartAPIServer(ctx context.Context, down time.Duration) (pid int, stop func() error, err error) {
+	old, err := e.apiServerPID()
+	if err != nil {
+		return 0, nil, err
+	}
+	args, err := procFields(old, "cmdline")
+	if err != nil {
+		return 0, nil, err
+	}
+	environ, err := procFields(old, "environ")
+	if err != nil {
+		return 0, nil, err
+	}
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", old))
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		return 0, nil, fmt.Errorf("killing the API server (pid %d): %w", old, err)
+	}
+	for alive(old) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-time.After(down):
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env, cmd.Dir = environ, cwd
+	if err := cmd.Start(); err != nil {
+		return 0, nil, fmt.Errorf("starting the API server again: %w", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	stop = func() error {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-waited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-waited
+		}
+		return nil
+	}
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		return 0, nil, errors.Join(err, stop())
+	}
+	for {
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && bytes.Equal(body, []byte("ok")) {
+			return cmd.Process.Pid, stop, nil
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return 0, nil, errors.Join(ctx.Err(), stop())
+		}
+	}
+}
+
+// apiServerPID finds this process's kube-apiserver child that serves e.Config's port.
+func (e *Env) apiServerPID() (int, error) {
+	u, err := url.Parse(e.Config.Host)
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil || parentOf(pid) != os.Getpid() {
+			continue
+		}
+		args, err := procFields(pid, "cmdline")
+		if err != nil || len(args) == 0 || filepath.Base(args[0]) != "kube-apiserver" {
+			continue
+		}
+		for _, a := range args {
+			if a == "--secure-port="+u.Port() {
+				return pid, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no kube-apiserver serving port %s among this process's children", u.Port())
+}
+
+func procFields(pid int, file string) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
+}
+
+// parentOf is a process's parent ID, 0 when it cannot be read.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name is in parentheses and may hold spaces: the fields start after it.
+	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+	fields := strings.Fields(rest)
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// alive says whether the process exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}

@@ -3,16 +3,23 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/cni"
+	"github.com/mtu-operator/mtu-operator/internal/cni/antrea"
+	"github.com/mtu-operator/mtu-operator/internal/cni/calico"
 	"github.com/mtu-operator/mtu-operator/internal/cni/flannel"
+	"github.com/mtu-operator/mtu-operator/internal/mtu"
 	"github.com/mtu-operator/mtu-operator/internal/plan"
 	"github.com/mtu-operator/mtu-operator/internal/plan/migration"
 )
@@ -53,10 +60,7 @@ func (r *NetworkMTUPolicyReconciler) restorePhases(ctx context.Context, policy *
 	if found.verdict != nil {
 		return skip("RestoreSkipped", "no CNI configuration to restore")
 	}
-	if det.Provider != mtuv1alpha1.CNIFlannel {
-		return skip("RestoreUnsupported", fmt.Sprintf("restoring %s's configuration is not supported yet; the original values are in the %s annotation of each object the operator changed", det.Provider, plan.OriginalsAnnotation))
-	}
-	target, p, problem, err := r.planFlannelRestore(ctx, policy, det, nodes)
+	target, p, problem, err := r.planRestore(ctx, policy, det, nodes)
 	if err != nil || problem != nil {
 		if problem != nil {
 			return skip("RestoreImpossible", problem.Message)
@@ -77,13 +81,13 @@ func (r *NetworkMTUPolicyReconciler) restorePhases(ctx context.Context, policy *
 	// with consent to lower what the operator raised.
 	spec := policy.Spec
 	defer func() { policy.Spec = spec }()
-	policy.Spec.Encapsulation.Type = target.encapsulation
+	policy.Spec.Encapsulation.Type, policy.Spec.Encapsulation.Encryption = target.original.encapsulation, target.original.encryption
 	policy.Spec.Underlay.AllowLowering = true
 	policy.Spec.Underlay.Source, policy.Spec.Underlay.MTU = mtuv1alpha1.UnderlayDeclared, &target.underlay
 	policy.Status.PodMTU = target.PodMTU
 	if m := policy.Status.Migration; m == nil || m.Generation != policy.Generation {
 		r.event(policy, corev1.EventTypeNormal, "Restoring", "Delete", fmt.Sprintf("deletionPolicy Restore: migrating back to the original configuration (%s, pod MTU %d%s) before the policy goes",
-			target.encapsulation, target.PodMTU, nicNote(target)))
+			target.original.encapsulation, target.PodMTU, nicNote(target)))
 	}
 	res, err = r.migrate(ctx, policy, det, target.CNITarget, p, nodes, "", persist)
 	if err != nil {
@@ -98,94 +102,298 @@ func (r *NetworkMTUPolicyReconciler) restorePhases(ctx context.Context, policy *
 // encapsulation and underlay it was computed from.
 type restoreTarget struct {
 	plan.CNITarget
-	encapsulation mtuv1alpha1.EncapsulationType
-	underlay      int32
+	original originalConfig
+	underlay int32
 }
 
-// planFlannelRestore computes the restore of flannel's net-conf.json: the document with the
-// recorded originals back, and the nodes' target for what flannel reads there. A problem says
-// why there is nothing the operator can restore.
-func (r *NetworkMTUPolicyReconciler) planFlannelRestore(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, nodes []migration.Node) (restoreTarget, cniPlan, *plan.Problem, error) {
-	ns := det.seen.FlannelConfigMapNamespace
-	cm := &corev1.ConfigMap{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: plan.FlannelConfigMap}, cm); err != nil {
-		return restoreTarget{}, cniPlan{}, nil, err
-	}
-	resource := fmt.Sprintf("ConfigMap %s/%s", ns, plan.FlannelConfigMap)
-	bad := func(err error) (restoreTarget, cniPlan, *plan.Problem, error) {
-		return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: fmt.Sprintf("%s: %v", resource, err)}, nil
-	}
-	originals, err := plan.ParseOriginals(cm.Annotations)
-	if err != nil {
-		return bad(err)
-	}
-	key := plan.FlannelConfigKey
-	fields := originals.Under(key + ": ")
-	restored, _, err := flannel.Restore([]byte(cm.Data[key]), fields)
-	if err != nil {
-		return bad(err)
-	}
-	backendType, backendMTU, err := flannel.Backend(restored)
-	if err != nil {
-		return bad(err)
-	}
-	encapsulation, err := plan.FlannelEncapsulation(backendType)
-	if err != nil {
-		return bad(err)
-	}
+// originalConfig is what the CNI's configuration, put back to its originals, sets.
+type originalConfig struct {
+	encapsulation mtuv1alpha1.EncapsulationType
+	encryption    mtuv1alpha1.EncryptionType
+	// podMTU is the pod MTU it sets, 0 when the CNI takes it from the NIC; underlayMTU is
+	// flannel's Backend.MTU, the underlay it sizes from, 0 for the NIC.
+	podMTU, underlayMTU int32
+	vni                 int
+}
 
+// bridge is what the configuration must state while the NICs are not back at their originals:
+// CNIs that take the MTU from the NIC read it only when they start, and their agents restart
+// before the NICs go back.
+type bridge struct{ podMTU, underlayMTU int32 }
+
+// restorer reads a CNI's objects and returns what their originals set and the edits that put
+// them back (with b's MTU when set); a plan's problem says why they cannot be.
+type restorer func(ctx context.Context, det detected, b *bridge) (originalConfig, cniPlan, error)
+
+// planRestore computes where a restore goes and the edits to get there. A problem says why
+// nothing can be restored; a zero PodMTU that a node has not reported its underlay yet.
+func (r *NetworkMTUPolicyReconciler) planRestore(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, nodes []migration.Node) (restoreTarget, cniPlan, *plan.Problem, error) {
+	var restore restorer
+	switch det.Provider {
+	case mtuv1alpha1.CNIFlannel:
+		restore = r.restoreFlannel
+	case mtuv1alpha1.CNIAntrea:
+		restore = r.restoreAntrea
+	case mtuv1alpha1.CNICalico:
+		restore = r.restoreCalico
+	default:
+		return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: "RestoreUnsupported", Message: fmt.Sprintf("no restore for CNI %q", det.Provider)}, nil
+	}
 	byNode, smallest := plan.OriginalUnderlays(nodeInputs(nodes))
 	if len(byNode) < len(nodes) {
-		return restoreTarget{}, cniPlan{}, nil, nil // a node has not reported its underlay yet
+		return restoreTarget{}, cniPlan{}, nil, nil
 	}
-	enforce := policy.Spec.Underlay.Management == mtuv1alpha1.UnderlayEnforce
-	if backendMTU == 0 && enforce && hasMTUOption(backendType) && !nicsAt(nodes, byNode) {
-		// flanneld reads the NIC's MTU only when it starts, and its agents restart before the
-		// NICs go back: until they are back, Backend.MTU says what the NICs will carry.
-		fields["Backend.MTU"] = strconv.Itoa(int(smallest))
-	}
-	restored, changes, err := flannel.Restore([]byte(cm.Data[key]), fields)
-	if err != nil {
-		return bad(err)
-	}
-	// flannel sizes its devices from Backend.MTU when set, from the external interface if not.
-	underlay := smallest
-	if backendMTU > 0 {
-		underlay = int32(backendMTU)
+	original, p, err := restore(ctx, det, nil)
+	if err != nil || p.problem != nil {
+		return restoreTarget{}, cniPlan{}, p.problem, err
 	}
 	families, err := r.clusterFamilies(ctx)
 	if err != nil {
 		return restoreTarget{}, cniPlan{}, nil, err
 	}
-	spec := policy.Spec
-	spec.Encapsulation.Type = encapsulation
-	spec.Underlay.Source, spec.Underlay.MTU = mtuv1alpha1.UnderlayDeclared, &underlay
-	outcome := plan.Decide(plan.Inputs{Spec: spec, ClusterFamilies: families, DetectedUnderlayMTU: &underlay})
-	if outcome.Stalled != nil || outcome.Waiting != nil {
-		return bad(fmt.Errorf("the original configuration (%s, underlay %d) cannot be computed: %s", backendType, underlay, describeProblem(outcome)))
+	result := func(underlay int32) (mtu.Result, error) {
+		spec := policy.Spec
+		spec.Encapsulation.Type, spec.Encapsulation.Encryption = original.encapsulation, original.encryption
+		spec.Underlay.Source, spec.Underlay.MTU = mtuv1alpha1.UnderlayDeclared, &underlay
+		outcome := plan.Decide(plan.Inputs{Spec: spec, ClusterFamilies: families, DetectedUnderlayMTU: &underlay})
+		if outcome.Stalled != nil || outcome.Waiting != nil {
+			return mtu.Result{}, fmt.Errorf("the original configuration (%s, underlay %d) cannot be computed: %s", original.encapsulation, underlay, describeProblem(outcome))
+		}
+		return outcome.Result, nil
 	}
-	target, err := plan.TargetFor(mtuv1alpha1.CNIFlannel, outcome.Result, flannel.VNI(restored))
+	underlay := smallest
+	switch {
+	case original.underlayMTU > 0:
+		underlay = original.underlayMTU
+	case original.podMTU > 0:
+		// The underlay that gives the original pod MTU: the pod MTU plus the headers.
+		probe, err := result(9000)
+		if err != nil {
+			return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: err.Error()}, nil
+		}
+		underlay = original.podMTU + int32(9000-probe.PodMTU)
+	}
+	res, err := result(underlay)
 	if err != nil {
-		return bad(err)
+		return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: err.Error()}, nil
 	}
-	if enforce {
+	target, err := plan.TargetFor(det.Provider, res, original.vni)
+	if err != nil {
+		return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}, nil
+	}
+	if policy.Spec.Underlay.Management == mtuv1alpha1.UnderlayEnforce {
 		target.UnderlayByNode = byNode
+		if original.podMTU == 0 && original.underlayMTU == 0 && !nicsAt(nodes, byNode) {
+			if _, p, err = restore(ctx, det, &bridge{podMTU: target.PodMTU, underlayMTU: smallest}); err != nil || p.problem != nil {
+				return restoreTarget{}, cniPlan{}, p.problem, err
+			}
+		}
 	}
+	p.ownStep = true
+	return restoreTarget{CNITarget: target, original: original, underlay: smallest}, p, nil, nil
+}
 
-	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, key+": ", changes), managedFields: cm.ManagedFields,
-		daemonSet: &types.NamespacedName{Namespace: ns, Name: plan.FlannelDaemonSet}}
+// restoreConfigMapKey plans putting one ConfigMap key's document back with restoreDoc, keeping
+// the originals annotation until the policy goes (a restore cut short is computed again from
+// it).
+func (r *NetworkMTUPolicyReconciler) restoreConfigMapKey(ctx context.Context, key types.NamespacedName, dataKey string, daemonSet *types.NamespacedName,
+	restoreDoc func(doc []byte, originals map[string]string) ([]byte, []cni.Change, error)) (cniPlan, error) {
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, key, cm); err != nil {
+		return cniPlan{}, err
+	}
+	resource := fmt.Sprintf("ConfigMap %s/%s", key.Namespace, key.Name)
+	originals, err := plan.ParseOriginals(cm.Annotations)
+	if err != nil {
+		return unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+	}
+	restored, changes, err := restoreDoc([]byte(cm.Data[dataKey]), originals.Under(dataKey+": "))
+	if err != nil {
+		return unparseable(resource, dataKey, err)
+	}
+	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, dataKey+": ", changes), managedFields: cm.ManagedFields, daemonSet: daemonSet}
 	if len(changes) > 0 {
 		record := originals.Annotation()
 		e.write = func(ctx context.Context) error {
-			// The record stays until the policy goes: a restore cut short is computed again
-			// from it.
-			apply := corev1ac.ConfigMap(plan.FlannelConfigMap, ns).WithResourceVersion(cm.ResourceVersion).
+			apply := corev1ac.ConfigMap(key.Name, key.Namespace).WithResourceVersion(cm.ResourceVersion).
 				WithAnnotations(map[string]string{plan.OriginalsAnnotation: record}).
-				WithData(map[string]string{key: string(restored)})
+				WithData(map[string]string{dataKey: string(restored)})
 			return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
 		}
 	}
-	return restoreTarget{CNITarget: target, encapsulation: encapsulation, underlay: smallest}, cniPlan{edits: []resourceEdit{e}, ownStep: true}, nil, nil
+	return cniPlan{edits: []resourceEdit{e}}, nil
+}
+
+func (r *NetworkMTUPolicyReconciler) restoreFlannel(ctx context.Context, det detected, b *bridge) (originalConfig, cniPlan, error) {
+	ns := det.seen.FlannelConfigMapNamespace
+	var original originalConfig
+	p, err := r.restoreConfigMapKey(ctx, types.NamespacedName{Namespace: ns, Name: plan.FlannelConfigMap}, plan.FlannelConfigKey,
+		&types.NamespacedName{Namespace: ns, Name: plan.FlannelDaemonSet},
+		func(doc []byte, originals map[string]string) ([]byte, []cni.Change, error) {
+			exact, _, err := flannel.Restore(doc, originals)
+			if err != nil {
+				return nil, nil, err
+			}
+			backendType, backendMTU, err := flannel.Backend(exact)
+			if err != nil {
+				return nil, nil, err
+			}
+			if b != nil && hasMTUOption(backendType) {
+				// flanneld reads the NIC only when it starts: until the NICs are back,
+				// Backend.MTU says what they will carry.
+				originals["Backend.MTU"] = strconv.Itoa(int(b.underlayMTU))
+			}
+			if original.encapsulation, err = plan.FlannelEncapsulation(backendType); err != nil {
+				return nil, nil, fmt.Errorf("%w: %w", cni.ErrUnexpectedShape, err)
+			}
+			original.underlayMTU, original.vni = int32(backendMTU), flannel.VNI(exact)
+			return flannel.Restore(doc, originals)
+		})
+	return original, p, err
+}
+
+func (r *NetworkMTUPolicyReconciler) restoreAntrea(ctx context.Context, _ detected, b *bridge) (originalConfig, cniPlan, error) {
+	var original originalConfig
+	p, err := r.restoreConfigMapKey(ctx, types.NamespacedName{Namespace: plan.AntreaNamespace, Name: plan.AntreaConfigMap}, plan.AntreaConfigKey,
+		&types.NamespacedName{Namespace: plan.AntreaNamespace, Name: plan.AntreaDaemonSet},
+		func(doc []byte, originals map[string]string) ([]byte, []cni.Change, error) {
+			exact, _, err := antrea.Restore(doc, originals)
+			if err != nil {
+				return nil, nil, err
+			}
+			settings, err := antrea.Read(exact)
+			if err != nil {
+				return nil, nil, err
+			}
+			if original.encapsulation, original.encryption, err = plan.AntreaEncapsulation(settings); err != nil {
+				return nil, nil, fmt.Errorf("%w: %w", cni.ErrUnexpectedShape, err)
+			}
+			original.podMTU = int32(settings.DefaultMTU)
+			if b != nil {
+				// antrea-agent reads the NIC only when it starts: until the NICs are back,
+				// defaultMTU says what pods get.
+				originals["defaultMTU"] = strconv.Itoa(int(b.podMTU))
+			}
+			return antrea.Restore(doc, originals)
+		})
+	return original, p, err
+}
+
+// restoreCalico puts back the objects of the install kind detected: the Installation (the
+// Tigera operator rolls calico-node itself), or the FelixConfiguration, the IPPools and
+// calico-config's veth_mtu.
+func (r *NetworkMTUPolicyReconciler) restoreCalico(ctx context.Context, det detected, b *bridge) (originalConfig, cniPlan, error) {
+	var original originalConfig
+	var p cniPlan
+	restoreCR := func(gvk schema.GroupVersionKind, obj *unstructured.Unstructured, override map[string]string) (map[string]any, error) {
+		resource := fmt.Sprintf("%s %s", gvk.Kind, obj.GetName())
+		originals, err := plan.ParseOriginals(obj.GetAnnotations())
+		if err != nil {
+			p, _ = unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+			return nil, nil
+		}
+		fields := originals.Under("")
+		exact, _, err := calico.Restore(obj.Object, fields)
+		if err != nil {
+			p, err = unparseable(resource, "", err)
+			return nil, err
+		}
+		maps.Copy(fields, override)
+		restored, changes, err := calico.Restore(obj.Object, fields)
+		if err != nil {
+			p, err = unparseable(resource, "", err)
+			return nil, err
+		}
+		e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes), managedFields: obj.GetManagedFields()}
+		if len(changes) > 0 {
+			before, target := obj.DeepCopy(), &unstructured.Unstructured{Object: restored}
+			e.write = func(ctx context.Context) error {
+				return r.Patch(ctx, target, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
+			}
+		}
+		p.edits = append(p.edits, e)
+		return exact, nil
+	}
+	// Calico takes an absent or zero MTU from the NIC when calico-node starts: until the NICs
+	// are back, the pod MTU is stated.
+	var bridged string
+	if b != nil {
+		bridged = strconv.Itoa(int(b.podMTU))
+	}
+	if det.Calico == plan.CalicoOperatorInstall {
+		if det.calico.installation == nil {
+			return original, cniPlan{problem: &plan.Problem{Reason: mtuv1alpha1.ReasonCNINotFound, Message: "the Installation is gone"}}, nil
+		}
+		var override map[string]string
+		if bridged != "" {
+			override = map[string]string{"spec.calicoNetwork.mtu": bridged}
+		}
+		exact, err := restoreCR(installationGVK, det.calico.installation, override)
+		if err != nil || p.problem != nil {
+			return original, p, err
+		}
+		original.encapsulation = mtuv1alpha1.EncapsulationType(calico.OperatorEncapsulation(exact))
+		original.podMTU = int32(calico.InstallationPodMTU(exact))
+		return original, p, nil
+	}
+	var felix map[string]any
+	if det.calico.felix != nil {
+		exact, err := restoreCR(felixConfigurationGVK, det.calico.felix, nil)
+		if err != nil || p.problem != nil {
+			return original, p, err
+		}
+		felix = exact
+	}
+	var pools []map[string]any
+	for i := range det.calico.pools {
+		exact, err := restoreCR(ipPoolGVK, &det.calico.pools[i], nil)
+		if err != nil || p.problem != nil {
+			return original, p, err
+		}
+		pools = append(pools, exact)
+	}
+	original.encapsulation = mtuv1alpha1.EncapsulationType(calico.ManifestEncapsulation(felix, pools))
+	if det.seen.CalicoConfigMap {
+		data, edit, err := r.restoreCalicoConfig(ctx, bridged)
+		if err != nil || edit.problem != nil {
+			return original, edit, err
+		}
+		p.edits = append(p.edits, edit.edits...)
+		original.podMTU = int32(calico.ConfigPodMTU(data))
+	}
+	return original, p, nil
+}
+
+// restoreCalicoConfig puts calico-config's keys back (veth_mtu), with a merge patch that can
+// also remove a key the operator added; bridged, when set, is the veth_mtu stated meanwhile.
+func (r *NetworkMTUPolicyReconciler) restoreCalicoConfig(ctx context.Context, bridged string) (exact map[string]string, p cniPlan, err error) {
+	cm := &corev1.ConfigMap{}
+	key := types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoConfigMap}
+	if err := r.Get(ctx, key, cm); err != nil {
+		return nil, cniPlan{}, err
+	}
+	resource := fmt.Sprintf("ConfigMap %s/%s", key.Namespace, key.Name)
+	originals, err := plan.ParseOriginals(cm.Annotations)
+	if err != nil {
+		p, err = unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+		return nil, p, err
+	}
+	fields := originals.Under("")
+	exact, _ = calico.RestoreCalicoConfig(cm.Data, fields)
+	if bridged != "" {
+		fields[plan.CalicoConfigKey] = bridged
+	}
+	restored, changes := calico.RestoreCalicoConfig(cm.Data, fields)
+	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes), managedFields: cm.ManagedFields,
+		daemonSet: &types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoNodeDaemonSet}}
+	if len(changes) > 0 {
+		before, target := cm.DeepCopy(), cm.DeepCopy()
+		target.Data = restored
+		e.write = func(ctx context.Context) error {
+			return r.Patch(ctx, target, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
+		}
+	}
+	return exact, cniPlan{edits: []resourceEdit{e}}, nil
 }
 
 func describeProblem(o plan.Outcome) string {
@@ -197,33 +405,52 @@ func describeProblem(o plan.Outcome) string {
 	return ""
 }
 
-// dropOriginals removes the originals annotation from the flannel ConfigMap once a restore put
-// its values back.
+// dropOriginals removes the originals annotation from every CNI object once a restore put the
+// values back.
 func (r *NetworkMTUPolicyReconciler) dropOriginals(ctx context.Context) error {
-	for _, ns := range []string{plan.FlannelNamespace, plan.FlannelLegacyNamespace} {
+	patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, plan.OriginalsAnnotation)))
+	var objects []client.Object
+	for _, key := range []types.NamespacedName{
+		{Namespace: plan.FlannelNamespace, Name: plan.FlannelConfigMap}, {Namespace: plan.FlannelLegacyNamespace, Name: plan.FlannelConfigMap},
+		{Namespace: plan.AntreaNamespace, Name: plan.AntreaConfigMap}, {Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoConfigMap},
+	} {
 		cm := &corev1.ConfigMap{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: plan.FlannelConfigMap}, cm); err != nil {
+		if err := r.Get(ctx, key, cm); err != nil {
 			if client.IgnoreNotFound(err) == nil {
 				continue
 			}
 			return err
 		}
-		if _, ok := cm.Annotations[plan.OriginalsAnnotation]; !ok {
+		objects = append(objects, cm)
+	}
+	for _, cr := range []struct {
+		gvk  schema.GroupVersionKind
+		name string
+	}{{installationGVK, plan.CalicoInstallation}, {felixConfigurationGVK, plan.CalicoFelixConfiguration}} {
+		obj, err := r.getCR(ctx, cr.gvk, cr.name)
+		if err != nil {
+			return err
+		}
+		if obj != nil {
+			objects = append(objects, obj)
+		}
+	}
+	pools, err := r.ipPools(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range pools {
+		objects = append(objects, &pools[i])
+	}
+	for _, o := range objects {
+		if _, ok := o.GetAnnotations()[plan.OriginalsAnnotation]; !ok {
 			continue
 		}
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, plan.OriginalsAnnotation)
-		if err := r.Patch(ctx, cm, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner(FieldManager)); err != nil {
-			return fmt.Errorf("removing the originals of %s/%s after restoring them: %w", ns, cm.Name, err)
+		if err := r.Patch(ctx, o, patch, client.FieldOwner(FieldManager)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("removing the originals of %s %s after restoring them: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 		}
 	}
 	return nil
-}
-
-func nicNote(t restoreTarget) string {
-	if len(t.UnderlayByNode) == 0 {
-		return ""
-	}
-	return fmt.Sprintf(", each NIC back to its original MTU, the smallest %d", t.underlay)
 }
 
 // hasMTUOption says whether a flannel backend reads Backend.MTU.
@@ -239,4 +466,11 @@ func nicsAt(nodes []migration.Node, want map[string]int32) bool {
 		}
 	}
 	return true
+}
+
+func nicNote(t restoreTarget) string {
+	if len(t.UnderlayByNode) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", each NIC back to its original MTU, the smallest %d", t.underlay)
 }

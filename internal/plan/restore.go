@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/cni/antrea"
 )
 
 // FlannelEncapsulation is the encapsulation a flannel backend type gives pods.
@@ -19,6 +20,36 @@ func FlannelEncapsulation(backendType string) (mtuv1alpha1.EncapsulationType, er
 		return mtuv1alpha1.EncapsulationIPIP, nil
 	}
 	return "", fmt.Errorf("flannel backend %q has no encapsulation the operator knows", backendType)
+}
+
+// AntreaEncapsulation is the encapsulation and encryption Antrea's settings give pods.
+func AntreaEncapsulation(s antrea.Settings) (mtuv1alpha1.EncapsulationType, mtuv1alpha1.EncryptionType, error) {
+	encryption := mtuv1alpha1.EncryptionNone
+	switch s.TrafficEncryptionMode {
+	case "none", "":
+	case "wireguard":
+		return mtuv1alpha1.EncapsulationWireGuard, encryption, nil
+	case "ipsec":
+		encryption = mtuv1alpha1.EncryptionIPsec
+	default:
+		return "", "", fmt.Errorf("antrea trafficEncryptionMode %q is not one the operator knows", s.TrafficEncryptionMode)
+	}
+	switch s.TrafficEncapMode {
+	case "noEncap":
+		return mtuv1alpha1.EncapsulationNone, encryption, nil
+	case "encap":
+	default:
+		return "", "", fmt.Errorf("antrea trafficEncapMode %q is not one the operator restores", s.TrafficEncapMode)
+	}
+	switch s.TunnelType {
+	case "geneve", "":
+		return mtuv1alpha1.EncapsulationGeneve, encryption, nil
+	case "vxlan":
+		return mtuv1alpha1.EncapsulationVXLAN, encryption, nil
+	case "gre":
+		return mtuv1alpha1.EncapsulationGRE, encryption, nil
+	}
+	return "", "", fmt.Errorf("antrea tunnelType %q is not one the operator knows", s.TunnelType)
 }
 
 // OriginalUnderlays are the MTUs each node's NIC had before the operator first changed it (its

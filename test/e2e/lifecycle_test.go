@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -100,20 +104,33 @@ func TestDeletingAPolicyMidMigration(t *testing.T) {
 	}
 }
 
-// TestDeletingWithRestore raises a flannel cluster from 1500 to jumbo frames, then deletes the
-// policy with deletionPolicy Restore: before it goes, a paced migration carries everything
-// back. flannel's net-conf.json is the original text again, every NIC is at 1500 and every
-// flannel device and pod at 1450, no pin and no NodeMTUState is left, and no datagram of the
+// TestDeletingWithRestore raises a lab from 1500 to jumbo frames, then deletes the policy with
+// deletionPolicy Restore: before it goes, a paced migration carries everything back. For each
+// CNI (the real flanneld; Calico's and Antrea's stand-ins), the CNI's configuration objects
+// hold their original data again, every NIC, device and pod has the MTU it had before the
+// policy, no pin, no NodeMTUState and no originals annotation is left, and no datagram of the
 // routable size was lost while going up and back down.
 func TestDeletingWithRestore(t *testing.T) {
+	for _, cni := range []lab.CNI{lab.Flannel, lab.Calico, lab.Antrea} {
+		t.Run(string(cni), func(t *testing.T) { deleteWithRestore(t, cni) })
+	}
+}
+
+func deleteWithRestore(t *testing.T, cni lab.CNI) {
 	ctx := context.Background()
-	l := startLabWith(t, lab.Options{CNI: lab.Flannel, Nodes: []lab.NodeSpec{{Name: "node-a", UnderlayMTU: 1500}, {Name: "node-b", UnderlayMTU: 1500}, {Name: "node-c", UnderlayMTU: 1500}}})
-	cfg := &corev1.ConfigMap{}
-	if err := l.Client.Get(ctx, types.NamespacedName{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}, cfg); err != nil {
+	l := startLabWith(t, lab.Options{CNI: cni, Nodes: []lab.NodeSpec{{Name: "node-a", UnderlayMTU: 1500}, {Name: "node-b", UnderlayMTU: 1500}, {Name: "node-c", UnderlayMTU: 1500}}})
+	w, err := story.NewWorld(ctx, l)
+	if err != nil {
 		t.Fatal(err)
 	}
-	original := cfg.Data["net-conf.json"]
-	w, err := story.NewWorld(ctx, l)
+	configBefore := cniConfig(ctx, t, l)
+	linksBefore := map[string]map[string]int{}
+	for _, n := range l.Nodes {
+		if linksBefore[n.Name], err = n.LinkMTUs(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	podsBefore, err := l.PodMTUs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,48 +162,45 @@ func TestDeletingWithRestore(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-
 	var events eventsv1.EventList
 	if err := l.Client.List(ctx, &events); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range events.Items {
-		if e.Regarding.Name == story.PolicyName {
-			t.Logf("event %s %s: %s", e.Reason, e.Action, e.Note)
+		if e.Regarding.Name == story.PolicyName && (e.Reason == "Restoring" || e.Reason == mtuv1alpha1.ReasonConfigWritten || strings.HasPrefix(e.Reason, "Restore")) {
+			t.Logf("event %s: %s", e.Reason, e.Note)
 		}
 	}
-	if err := l.Client.Get(ctx, types.NamespacedName{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}, cfg); err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.Data["net-conf.json"]; got != original {
-		t.Errorf("net-conf.json after the restore:\n%s\nwant the original:\n%s", got, original)
-	}
-	if _, ok := cfg.Annotations[plan.OriginalsAnnotation]; ok {
-		t.Errorf("the originals annotation is still on the ConfigMap")
+
+	configAfter := cniConfig(ctx, t, l)
+	for name, before := range configBefore {
+		if after := configAfter[name]; after != before {
+			t.Errorf("%s after the restore:\n%s\nwant the original:\n%s", name, after, before)
+		}
 	}
 	for _, n := range l.Nodes {
-		mtus, err := n.LinkMTUs()
+		after, err := n.LinkMTUs()
 		if err != nil {
 			t.Fatal(err)
 		}
-		for link, want := range map[string]int{"eth0": 1500, "flannel.1": 1450, "cni0": 1450} {
-			if mtus[link] != want {
-				t.Errorf("%s %s at %d after the restore, want %d", n.Name, link, mtus[link], want)
+		for link, want := range linksBefore[n.Name] {
+			if after[link] != want {
+				t.Errorf("%s %s at %d after the restore, want %d as before the policy", n.Name, link, after[link], want)
 			}
 		}
-		// What flanneld hands to pods started from now on.
-		if env, err := n.SubnetEnv(); err != nil || env["FLANNEL_MTU"] != "1450" {
-			t.Errorf("%s: flanneld's subnet.env says FLANNEL_MTU=%s (%v), want 1450", n.Name, env["FLANNEL_MTU"], err)
+		if cni == lab.Flannel {
+			// What flanneld hands to pods started from now on.
+			if env, err := n.SubnetEnv(); err != nil || env["FLANNEL_MTU"] != "1450" {
+				t.Errorf("%s: flanneld's subnet.env says FLANNEL_MTU=%s (%v), want 1450", n.Name, env["FLANNEL_MTU"], err)
+			}
 		}
 	}
-	pods, err := l.PodMTUs(ctx)
+	podsAfter, err := l.PodMTUs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for pod, m := range pods {
-		if m != 1450 {
-			t.Errorf("pod %s at %d after the restore, want 1450", pod, m)
-		}
+	if fmt.Sprint(podsAfter) != fmt.Sprint(podsBefore) {
+		t.Errorf("pod MTUs after the restore: %v, want as before: %v", podsAfter, podsBefore)
 	}
 	var states mtuv1alpha1.NodeMTUStateList
 	if err := l.Client.List(ctx, &states); err != nil {
@@ -197,4 +211,39 @@ func TestDeletingWithRestore(t *testing.T) {
 	}
 	noPinsAnywhere(t, l)
 	noLoss(t, traffic.Stop(), "while the policy went up and was restored")
+}
+
+// cniConfig is every CNI configuration object of the lab as text: its data or spec, and the
+// originals annotation when there is one.
+func cniConfig(ctx context.Context, t *testing.T, l *lab.Lab) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, key := range []types.NamespacedName{
+		{Namespace: plan.FlannelNamespace, Name: plan.FlannelConfigMap},
+		{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoConfigMap},
+		{Namespace: plan.AntreaNamespace, Name: plan.AntreaConfigMap},
+	} {
+		cm := &corev1.ConfigMap{}
+		if err := l.Client.Get(ctx, key, cm); err != nil {
+			if client.IgnoreNotFound(err) != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		out["ConfigMap "+key.String()] = fmt.Sprint(cm.Data) + fmt.Sprint(cm.Annotations[plan.OriginalsAnnotation])
+	}
+	for _, kind := range []string{"FelixConfigurationList", "IPPoolList"} {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: "crd.projectcalico.org", Version: "v1", Kind: kind})
+		if err := l.Client.List(ctx, list); err != nil {
+			if meta.IsNoMatchError(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		for _, o := range list.Items {
+			out[o.GetKind()+" "+o.GetName()] = fmt.Sprint(o.Object["spec"]) + o.GetAnnotations()[plan.OriginalsAnnotation]
+		}
+	}
+	return out
 }

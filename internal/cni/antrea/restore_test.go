@@ -72,3 +72,20 @@ func TestRestoreRefusesAnOriginalMTUThatIsNotANumber(t *testing.T) {
 		t.Error("Restore wrote a defaultMTU Antrea cannot read")
 	}
 }
+
+func TestRead(t *testing.T) {
+	for doc, want := range map[string]Settings{
+		readFixture(t): {TrafficEncapMode: "encap", TunnelType: "geneve", TrafficEncryptionMode: "none"},
+		"trafficEncapMode: noEncap\ndefaultMTU: 1500\n":         {TrafficEncapMode: "noEncap", TunnelType: "geneve", TrafficEncryptionMode: "none", DefaultMTU: 1500},
+		"trafficEncryptionMode: WireGuard\ntunnelType: vxlan\n": {TrafficEncapMode: "encap", TunnelType: "vxlan", TrafficEncryptionMode: "wireguard"},
+		"defaultMTU:\n": {TrafficEncapMode: "encap", TunnelType: "geneve", TrafficEncryptionMode: "none"},
+	} {
+		got, err := Read([]byte(doc))
+		if err != nil || got != want {
+			t.Errorf("Read(%q) = %+v, %v; want %+v", doc[:min(len(doc), 40)], got, err, want)
+		}
+	}
+	if _, err := Read([]byte("defaultMTU: lots\n")); err == nil {
+		t.Error("Read accepted a defaultMTU Antrea cannot read")
+	}
+}

@@ -150,3 +150,76 @@ func RestoreCalicoConfig(data map[string]string, originals map[string]string) (m
 	}
 	return out, changes
 }
+
+// Encapsulation names, as the API spells them.
+const (
+	EncapVXLAN     = "VXLAN"
+	EncapIPIP      = "IPIP"
+	EncapWireGuard = "WireGuard"
+	EncapNone      = "None"
+)
+
+// ManifestEncapsulation is what a manifest install's objects wrap pods' traffic between nodes
+// in: WireGuard when Felix has it on, else the tunnel any IPv4 pool enables (always or across
+// subnets), else nothing.
+func ManifestEncapsulation(felix map[string]any, pools []map[string]any) string {
+	if spec, ok := felix["spec"].(map[string]any); ok {
+		if on, _ := spec["wireguardEnabled"].(bool); on {
+			return EncapWireGuard
+		}
+	}
+	found := EncapNone
+	for _, pool := range pools {
+		spec, _ := pool["spec"].(map[string]any)
+		vxlan, _ := spec["vxlanMode"].(string)
+		ipip, _ := spec["ipipMode"].(string)
+		switch {
+		case effectiveMode(vxlan) != modeNever:
+			return EncapVXLAN
+		case effectiveMode(ipip) != modeNever:
+			found = EncapIPIP
+		}
+	}
+	return found
+}
+
+// OperatorEncapsulation is what an Installation's first pool wraps pods' traffic in.
+func OperatorEncapsulation(installation map[string]any) string {
+	spec, _ := installation["spec"].(map[string]any)
+	network, _ := spec["calicoNetwork"].(map[string]any)
+	pools, _ := network["ipPools"].([]any)
+	for _, p := range pools {
+		pool, _ := p.(map[string]any)
+		e, present := pool["encapsulation"].(string)
+		switch {
+		case !present:
+			return EncapIPIP // the Tigera operator's default
+		case strings.HasPrefix(e, encapVXLAN):
+			return EncapVXLAN
+		case strings.HasPrefix(e, encapIPIP):
+			return EncapIPIP
+		default:
+			return EncapNone
+		}
+	}
+	return EncapNone
+}
+
+// InstallationPodMTU is spec.calicoNetwork.mtu; 0 when Calico takes it from the node's NIC.
+func InstallationPodMTU(installation map[string]any) int {
+	spec, _ := installation["spec"].(map[string]any)
+	network, _ := spec["calicoNetwork"].(map[string]any)
+	if f, ok := asFloat(network["mtu"]); ok && f > 0 {
+		return int(f)
+	}
+	return 0
+}
+
+// ConfigPodMTU is calico-config's veth_mtu; 0 when Calico takes it from the node's NIC.
+func ConfigPodMTU(data map[string]string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(data["veth_mtu"]))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}

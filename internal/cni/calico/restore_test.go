@@ -108,3 +108,30 @@ func TestRestoreCalicoConfig(t *testing.T) {
 		t.Errorf("a key the operator added was not removed: %v", out)
 	}
 }
+
+func TestReadEncapsulationAndMTU(t *testing.T) {
+	pool := func(ipip, vxlan string) map[string]any {
+		return map[string]any{"spec": map[string]any{"ipipMode": ipip, "vxlanMode": vxlan}}
+	}
+	felixOn := map[string]any{"spec": map[string]any{"wireguardEnabled": true}}
+	for want, got := range map[string]string{
+		"VXLAN":     ManifestEncapsulation(nil, []map[string]any{pool("Never", "CrossSubnet")}),
+		"IPIP":      ManifestEncapsulation(nil, []map[string]any{pool("Always", "")}),
+		"None":      ManifestEncapsulation(nil, []map[string]any{pool("Never", "Never"), pool("", "")}),
+		"WireGuard": ManifestEncapsulation(felixOn, []map[string]any{pool("Never", "Never")}),
+	} {
+		if got != want {
+			t.Errorf("manifest: %s, want %s", got, want)
+		}
+	}
+	inst := fixture(t, "installation.yaml")
+	if got := OperatorEncapsulation(inst); got != "VXLAN" {
+		t.Errorf("Installation fixture: %s", got)
+	}
+	if got := InstallationPodMTU(inst); got != 0 {
+		t.Errorf("Installation fixture MTU %d, want 0 (from the NIC)", got)
+	}
+	if ConfigPodMTU(map[string]string{"veth_mtu": "1440"}) != 1440 || ConfigPodMTU(map[string]string{"veth_mtu": "0"}) != 0 || ConfigPodMTU(nil) != 0 {
+		t.Error("ConfigPodMTU")
+	}
+}

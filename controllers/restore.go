@@ -169,17 +169,17 @@ func (r *NetworkMTUPolicyReconciler) planRestore(ctx context.Context, policy *mt
 		// The underlay that gives the original pod MTU: the pod MTU plus the headers.
 		probe, err := result(9000)
 		if err != nil {
-			return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: err.Error()}, nil
+			return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: err.Error()}, nil //nolint:nilerr // a restore that cannot be computed is reported, not retried
 		}
 		underlay = original.podMTU + int32(9000-probe.PodMTU)
 	}
 	res, err := result(underlay)
 	if err != nil {
-		return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: err.Error()}, nil
+		return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: err.Error()}, nil //nolint:nilerr // reported, not retried
 	}
 	target, err := plan.TargetFor(det.Provider, res, original.vni)
 	if err != nil {
-		return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}, nil
+		return restoreTarget{}, cniPlan{}, &plan.Problem{Reason: mtuv1alpha1.ReasonUnsupported, Message: err.Error()}, nil //nolint:nilerr // reported, not retried
 	}
 	if policy.Spec.Underlay.Management == mtuv1alpha1.UnderlayEnforce {
 		target.UnderlayByNode = byNode

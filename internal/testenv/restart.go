@@ -55,8 +55,11 @@ func (e *Env) RestartAPIServer(ctx context.Context, down time.Duration) (pid int
 	if err := cmd.Start(); err != nil {
 		return 0, nil, fmt.Errorf("starting the API server again: %w", err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
+	waited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // killed at the end: its exit status says nothing
+		close(waited)
+	}()
 	stop = func() error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {

@@ -41,4 +41,3 @@ func Read(doc []byte) (Settings, error) {
 	}
 	return s, nil
 }
-

@@ -10,10 +10,10 @@ import (
 
 // restoreAfter applies the wants in turn and restores from the originals recorded the way the
 // controller records them (the first old value of each path).
-func restoreAfter(t *testing.T, doc string, wants ...mtu.Antrea) (edited, restored string) {
+func restoreAfter(t *testing.T, doc string, wants ...mtu.Antrea) string {
 	t.Helper()
 	originals := map[string]string{}
-	edited = doc
+	edited := doc
 	for _, w := range wants {
 		out, changes, err := Edit([]byte(edited), w)
 		if err != nil {
@@ -30,7 +30,7 @@ func restoreAfter(t *testing.T, doc string, wants ...mtu.Antrea) (edited, restor
 	if err != nil {
 		t.Fatalf("Restore: %v\n%s", err, edited)
 	}
-	return edited, string(out)
+	return string(out)
 }
 
 // asAntreaReads fills the owned keys Antrea defaults when absent.
@@ -53,7 +53,7 @@ func TestRestoreUndoesEveryEdit(t *testing.T) {
 			second := fuzzWants[(i+3)%len(fuzzWants)]
 			first.DefaultMTU, second.DefaultMTU = 8950, 1450
 			t.Run(fmt.Sprintf("%d: %+v then %+v", len(doc), first, second), func(t *testing.T) {
-				_, restored := restoreAfter(t, doc, first, second)
+				restored := restoreAfter(t, doc, first, second)
 				if got, want := asAntreaReads(t, restored), asAntreaReads(t, doc); !reflect.DeepEqual(got, want) {
 					t.Errorf("restored reads as\n%v\nwant\n%v\n%s", got, want, restored)
 				}
@@ -61,7 +61,7 @@ func TestRestoreUndoesEveryEdit(t *testing.T) {
 		}
 	}
 	// The shipped file has every owned key: it comes back byte for byte.
-	_, restored := restoreAfter(t, fixture, mtu.Antrea{TrafficEncapMode: "noEncap", TrafficEncryptionMode: "none", DefaultMTU: 9000})
+	restored := restoreAfter(t, fixture, mtu.Antrea{TrafficEncapMode: "noEncap", TrafficEncryptionMode: "none", DefaultMTU: 9000})
 	if restored != fixture {
 		t.Errorf("restored fixture differs:\n%s", restored)
 	}

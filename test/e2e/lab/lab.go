@@ -91,10 +91,10 @@ type Lab struct {
 	stopManager func()
 	// stopAPIServer stops an API server the lab restarted (envtest stops only its own).
 	stopAPIServer func() error
-	running     sync.WaitGroup
-	mu          sync.Mutex
-	errs        []error
-	dirs        []string
+	running       sync.WaitGroup
+	mu            sync.Mutex
+	errs          []error
+	dirs          []string
 }
 
 // Start builds and starts a lab. On error, what was started is already stopped.

@@ -73,7 +73,7 @@ verify-generated: ## Under CI=true, fail when generated or formatted files diffe
 
 .PHONY: test
 test: manifests generate fmt vet verify-generated lint envtest-assets flannel-assets ## Regenerate, check, then run every test.
-	go test $(GOTESTFLAGS) ./...
+	go test -timeout 30m $(GOTESTFLAGS) ./...
 
 .PHONY: bench
 bench: ## Run the benchmarks (6 counts each, for benchstat).

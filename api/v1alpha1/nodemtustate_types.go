@@ -367,6 +367,14 @@ type NodeMTUStateStatus struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	StalePodCount int32 `json:"stalePodCount,omitempty"`
+	// podScanErrors counts pod network namespaces the agent could not read: their pods' MTU is
+	// unknown, not fine. podScanError says why for the first of them.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	PodScanErrors int32 `json:"podScanErrors,omitempty"`
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	PodScanError string `json:"podScanError,omitempty"`
 	// podsCorrected counts pods whose MTU the agent set in place (pod action InPlace).
 	// +kubebuilder:validation:Minimum=0
 	// +optional

@@ -24,6 +24,11 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperExec) != "" {
+		err := runCapabilityHelper()
+		fmt.Fprintln(os.Stderr, "capability helper:", err)
+		os.Exit(1)
+	}
 	os.Exit(testenv.Main(m, testenv.Options{}, func(e *testenv.Env) func() { env = e; return nil }))
 }
 

@@ -7,13 +7,23 @@ import (
 	"io/fs"
 	"net/netip"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/node/pods"
 )
+
+// podScanErrors is the agent's count of pod network namespaces it could not read.
+var podScanErrors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "mtu_operator_agent_pod_scan_errors",
+	Help: "Pod network namespaces on the node that the agent could not read at its last inventory; their pods' MTU is unknown.",
+}, []string{"node"})
+
+func init() { metrics.Registry.MustRegister(podScanErrors) }
 
 // maxStalePodsListed bounds the stale pods a node lists; the count has them all.
 const maxStalePodsListed = 50
@@ -27,6 +37,8 @@ const maxStalePodsListed = 50
 func (r *Reconciler) inventoryPods(ctx context.Context, state *mtuv1alpha1.NodeMTUState) error {
 	status, spec := &state.Status, state.Spec
 	status.Pods, status.StalePods, status.StalePodCount = 0, nil, 0
+	status.PodScanErrors, status.PodScanError = 0, ""
+	defer func() { podScanErrors.WithLabelValues(r.NodeName).Set(float64(status.PodScanErrors)) }()
 	if r.PodNetnsDir == "" || spec.PodMTU == 0 {
 		return nil
 	}
@@ -43,6 +55,14 @@ func (r *Reconciler) inventoryPods(ctx context.Context, state *mtuv1alpha1.NodeM
 	}
 	pathVerified := nodeConverged(state)
 	for _, ns := range namespaces {
+		if ns.Err != nil {
+			// Not entered (CAP_SYS_ADMIN missing, a namespace going away): unknown, said so.
+			status.PodScanErrors++
+			if status.PodScanError == "" {
+				status.PodScanError = truncate(fmt.Sprintf("%s: %v", ns.Path, ns.Err), 256)
+			}
+			continue
+		}
 		for _, iface := range ns.Interfaces {
 			pod := podOf(iface.Addresses, byAddress)
 			if pod == nil {

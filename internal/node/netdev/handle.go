@@ -30,7 +30,8 @@ var (
 type Handle struct {
 	nl *netlink.Handle
 	// ns is the handle's own duplicate of the namespace, kept for WatchLinks, which opens a
-	// socket of its own.
+	// socket of its own; none for the caller's own namespace, whose sockets need no setns
+	// (and so no CAP_SYS_ADMIN).
 	ns netns.NsHandle
 }
 
@@ -52,21 +53,24 @@ func NewAt(ns netns.NsHandle) (*Handle, error) {
 	return &Handle{nl: h, ns: own}, nil
 }
 
-// New returns a Handle on the network namespace of the calling thread: the host's, unless the
-// caller runs inside InNamespace.
+// New returns a Handle on the process's own network namespace (the host's, for the agent's
+// DaemonSet). Its sockets are opened where the process is, without setns(2), which would need
+// CAP_SYS_ADMIN even to enter the namespace it is already in: CAP_NET_ADMIN is enough.
 func New() (*Handle, error) {
-	ns, err := netns.Get()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("getting the current network namespace: %w", err)
+		return nil, fmt.Errorf("opening a netlink socket: %w", err)
 	}
-	defer ns.Close()
-	return NewAt(ns)
+	return &Handle{nl: h, ns: netns.None()}, nil
 }
 
 // Close releases the netlink socket and the namespace reference. Watches started with
 // WatchLinks end with their own context, not with Close.
 func (h *Handle) Close() error {
 	h.nl.Close()
+	if !h.ns.IsOpen() {
+		return nil
+	}
 	return h.ns.Close()
 }
 
@@ -321,9 +325,7 @@ func (h *Handle) WatchLinks(ctx context.Context) (<-chan LinkUpdate, error) {
 	// Closing done makes netlink close the subscription socket, which ends its reader
 	// goroutine and closes updates.
 	done := make(chan struct{})
-	ns := h.ns
-	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-		Namespace: &ns,
+	opts := netlink.LinkSubscribeOptions{
 		ErrorCallback: func(err error) {
 			select {
 			case <-done: // the socket was closed on purpose
@@ -331,7 +333,12 @@ func (h *Handle) WatchLinks(ctx context.Context) (<-chan LinkUpdate, error) {
 				log.Error(err, "link subscription")
 			}
 		},
-	})
+	}
+	if h.ns.IsOpen() {
+		ns := h.ns
+		opts.Namespace = &ns
+	}
+	err := netlink.LinkSubscribeWithOptions(updates, done, opts)
 	if err != nil {
 		close(done)
 		return nil, fmt.Errorf("subscribing to link changes: %w", err)

@@ -264,7 +264,7 @@ func TestAgentUnderTheDaemonSetsCapabilities(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		_ = <-exited // killed: its exit status says nothing
 		if t.Failed() {
 			t.Logf("agent output:\n%s", logs.String())
 		}
@@ -274,7 +274,7 @@ func TestAgentUnderTheDaemonSetsCapabilities(t *testing.T) {
 		select {
 		case err := <-exited:
 			exited <- err
-			return fmt.Errorf("the agent exited: %v", err)
+			return fmt.Errorf("the agent exited: %w", err)
 		default:
 		}
 		s := getState(t, "node-3")

@@ -260,11 +260,15 @@ func TestAgentUnderTheDaemonSetsCapabilities(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var exitErr error
+	exited := make(chan struct{})
+	go func() {
+		exitErr = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = <-exited // killed: its exit status says nothing
+		<-exited
 		if t.Failed() {
 			t.Logf("agent output:\n%s", logs.String())
 		}
@@ -272,9 +276,8 @@ func TestAgentUnderTheDaemonSetsCapabilities(t *testing.T) {
 
 	testenv.Eventually(t, "the agent, under the DaemonSet's capabilities, detects, transacts and corrects the pod", 60*time.Second, func() error {
 		select {
-		case err := <-exited:
-			exited <- err
-			return fmt.Errorf("the agent exited: %w", err)
+		case <-exited:
+			return fmt.Errorf("the agent exited: %w", exitErr)
 		default:
 		}
 		s := getState(t, "node-3")

@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -138,10 +141,24 @@ func TestAgentWritesOnlyItsOwnNodeStatus(t *testing.T) {
 	if err := agentA.Delete(ctx, s); !apierrors.IsForbidden(err) {
 		t.Errorf("the agent deleting its state: %v; want Forbidden", err)
 	}
-	pod := &unstructured.Unstructured{}
-	pod.SetAPIVersion("v1")
-	pod.SetKind("PodList")
-	if err := agentA.List(ctx, pod); !apierrors.IsForbidden(err) {
-		t.Errorf("the agent listing pods: %v; want Forbidden", fmt.Sprint(err))
+	// Reading pods is granted: the agent maps pod addresses to pods, and RBAC cannot narrow a
+	// list to its node's pods (it asks with a spec.nodeName field selector). Anything else on
+	// pods, and other kinds, is denied.
+	if err := agentA.List(ctx, &corev1.PodList{}); err != nil {
+		t.Errorf("the agent listing pods: %v; it needs to", err)
+	}
+	pod := &corev1.Pod{}
+	pod.Namespace, pod.Name = "default", "web"
+	for what, err := range map[string]error{
+		"deleting a pod":   agentA.Delete(ctx, pod),
+		"listing Secrets":  agentA.List(ctx, &corev1.SecretList{}),
+		"patching a Node":  agentA.Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`))),
+		"creating a state": agentA.Create(ctx, &mtuv1alpha1.NodeMTUState{ObjectMeta: metav1.ObjectMeta{Name: "node-z"}}),
+	} {
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("the agent %s: %v; want Forbidden", what, err)
+			continue
+		}
+		t.Logf("the agent %s: %v", what, err)
 	}
 }

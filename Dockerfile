@@ -24,10 +24,11 @@ COPY --from=build /out/manager /manager
 USER 65532:65532
 ENTRYPOINT ["/manager"]
 
-# The node agent changes the host's links and routes over netlink (CAP_NET_ADMIN) and sends
-# don't-fragment ICMP probes on raw sockets (CAP_NET_RAW). Those capabilities take effect for
-# UID 0, so this image runs as root; config/agent/daemonset.yaml drops every other capability,
-# forbids privilege escalation and mounts the root filesystem read-only.
+# The node agent changes the host's links and routes over netlink (CAP_NET_ADMIN), sends
+# don't-fragment ICMP probes on raw sockets (CAP_NET_RAW) and enters pod network namespaces for
+# the pod MTU inventory (CAP_SYS_ADMIN). Capabilities take effect for UID 0, so this image runs
+# as root; config/agent/daemonset.yaml drops every other capability, forbids privilege
+# escalation and mounts the root filesystem read-only.
 FROM gcr.io/distroless/static-debian12 AS agent
 COPY --from=build /out/agent /agent
 USER 0:0

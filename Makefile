@@ -134,9 +134,22 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 uninstall: manifests ## Remove the CRDs (and every policy) from the cluster.
 	kubectl delete --ignore-not-found -k config/crd
 
+# DEPLOY_DIR holds the overlay `make deploy` applies: config/default with IMG and AGENT_IMG
+# (each with its tag: registry.example:5000/mtu-manager:v0.1.0).
+DEPLOY_DIR ?= bin/deploy
+
+.PHONY: deploy-overlay
+deploy-overlay: ## Write the overlay of config/default that runs IMG and AGENT_IMG into DEPLOY_DIR.
+	@mkdir -p $(DEPLOY_DIR)
+	@img='$(IMG)'; agent='$(AGENT_IMG)'; default=$$(realpath --relative-to=$(DEPLOY_DIR) config/default); \
+	printf '%s\n' 'apiVersion: kustomize.config.k8s.io/v1beta1' 'kind: Kustomization' "resources: [$$default]" 'images:' \
+		"- {name: ghcr.io/mtu-operator/manager, newName: $${img%:*}, newTag: $${img##*:}}" \
+		"- {name: ghcr.io/mtu-operator/agent, newName: $${agent%:*}, newTag: $${agent##*:}}" \
+		> $(DEPLOY_DIR)/kustomization.yaml
+
 .PHONY: deploy
-deploy: manifests ## Deploy the operator with config/default.
-	kubectl apply --server-side -k config/default
+deploy: manifests deploy-overlay ## Deploy the operator with config/default, running the images IMG and AGENT_IMG.
+	kubectl apply --server-side -k $(DEPLOY_DIR)
 
 .PHONY: undeploy
 undeploy: ## Remove the operator.

@@ -9,16 +9,19 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// Render builds a kustomization of the repository (config/default, say) as
-// `kubectl apply -k` would, with kustomize as a library, and returns its objects: what users
-// install, not a copy of it.
+// Render builds a kustomization (a directory of the repository such as config/default, or an
+// absolute path) as `kubectl apply -k` would, with kustomize as a library, and returns its
+// objects: what users install, not a copy of it.
 func Render(dir string) ([]*unstructured.Unstructured, error) {
-	root, err := RepoRoot()
-	if err != nil {
-		return nil, err
+	if !filepath.IsAbs(dir) {
+		root, err := RepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		dir = filepath.Join(root, dir)
 	}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resources, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, dir))
+	resources, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", dir, err)
 	}

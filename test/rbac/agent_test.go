@@ -1,6 +1,6 @@
-// Package rbac checks what the node agent may do, against a real API server: the generated
-// ClusterRole and the admission policy from config/agent, applied as config/default names
-// them, with requests made as the agent's service account on a given node.
+// Package rbac checks what the operator's service accounts may do, against a real API server
+// with config/default applied as users apply it (rendered by kustomize), with requests made as
+// each service account (the agent's on a given node).
 package rbac
 
 import (
@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -38,42 +40,31 @@ const (
 	serviceAccount = "system:serviceaccount:" + namespace + ":" + prefix + "agent"
 )
 
-// applyConfig creates the objects of a config/agent file as config/default would: names
-// prefixed, the service account in the operator's namespace.
-func applyConfig(t *testing.T, file string) {
-	t.Helper()
-	root, err := testenv.RepoRoot()
+// installDefault server-side applies everything config/default renders, as
+// `kubectl apply --server-side -k config/default` does: the names, namespace and bindings
+// users get, not a copy of them. It runs once per test binary.
+var installDefault = sync.OnceValue(func() error {
+	objects, err := testenv.Render("config/default")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	data, err := os.ReadFile(filepath.Join(root, "config", "agent", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	decoder := yaml.NewYAMLOrJSONDecoder(strings.NewReader(string(data)), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := decoder.Decode(&u.Object); err != nil {
-			break
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		u.SetName(prefix + u.GetName())
-		switch u.GetKind() {
-		case "ClusterRoleBinding":
-			_ = unstructured.SetNestedField(u.Object, prefix+"agent-role", "roleRef", "name")
-			_ = unstructured.SetNestedSlice(u.Object, []any{map[string]any{"kind": "ServiceAccount", "name": prefix + "agent", "namespace": namespace}}, "subjects")
-		case "ValidatingAdmissionPolicyBinding":
-			policy, _, _ := unstructured.NestedString(u.Object, "spec", "policyName")
-			if !strings.HasPrefix(policy, prefix) {
-				t.Fatalf("the binding names policy %q, not the prefixed name config/default gives it", policy)
-			}
-		}
-		if err := env.Client.Create(context.Background(), u); err != nil {
-			t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
+	// Namespaces first; then the rest in the rendered order.
+	slices.SortStableFunc(objects, func(a, b *unstructured.Unstructured) int {
+		return boolRank(a.GetKind() != "Namespace") - boolRank(b.GetKind() != "Namespace")
+	})
+	for _, o := range objects {
+		if err := env.Client.Patch(context.Background(), o, client.Apply, client.FieldOwner("kubectl"), client.ForceOwnership); err != nil { //nolint:staticcheck // unstructured objects have no typed apply configuration
+			return fmt.Errorf("applying %s %s: %w", o.GetKind(), o.GetName(), err)
 		}
 	}
+	return nil
+})
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // agentOn is a client acting as the agent's service account on node, as its bound token does.
@@ -94,9 +85,9 @@ func agentOn(t *testing.T, node string) client.Client {
 
 func TestAgentWritesOnlyItsOwnNodeStatus(t *testing.T) {
 	ctx := context.Background()
-	applyConfig(t, "role.yaml")
-	applyConfig(t, "role_binding.yaml")
-	applyConfig(t, "own_node_policy.yaml")
+	if err := installDefault(); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"node-a", "node-b"} {
 		s := &mtuv1alpha1.NodeMTUState{}
 		s.Name = name
@@ -160,5 +151,70 @@ func TestAgentWritesOnlyItsOwnNodeStatus(t *testing.T) {
 			continue
 		}
 		t.Logf("the agent %s: %v", what, err)
+	}
+}
+
+// TestDeployRunsTheImagesItIsGiven: `make deploy IMG=… AGENT_IMG=…` applies an overlay of
+// config/default whose manager and agent run those images.
+func TestDeployRunsTheImagesItIsGiven(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("make", "-s", "deploy-overlay", "IMG=registry.example:5000/mtu-manager:v0.1.0", "AGENT_IMG=registry.example/mtu-agent:v0.2.0", "DEPLOY_DIR="+dir)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make deploy-overlay: %v\n%s", err, b)
+	}
+	objects, err := testenv.Render(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := map[string]string{}
+	for _, o := range objects {
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		for _, c := range containers {
+			images[o.GetKind()] = c.(map[string]any)["image"].(string)
+		}
+	}
+	if want := "map[DaemonSet:registry.example/mtu-agent:v0.2.0 Deployment:registry.example:5000/mtu-manager:v0.1.0]"; fmt.Sprint(images) != want {
+		t.Errorf("images %v, want %s", images, want)
+	}
+}
+
+// TestAnOverlayCannotUnbindTheAdmissionPolicy: an overlay that renames the agent's objects (a
+// namePrefix other than config/default's) renames the binding's policyName with the policy, so
+// the agents stay confined.
+func TestAnOverlayCannotUnbindTheAdmissionPolicy(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	base, err := filepath.Rel(dir, filepath.Join(root, "config", "agent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: team-\nresources: [%s]\n", base)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	objects, err := testenv.Render(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies, bound := map[string]bool{}, map[string]bool{}
+	for _, o := range objects {
+		switch o.GetKind() {
+		case "ValidatingAdmissionPolicy":
+			policies[o.GetName()] = true
+		case "ValidatingAdmissionPolicyBinding":
+			name, _, _ := unstructured.NestedString(o.Object, "spec", "policyName")
+			bound[name] = true
+		}
+	}
+	if len(policies) == 0 || fmt.Sprint(policies) != fmt.Sprint(bound) {
+		t.Errorf("policies %v, bindings name %v: every policy must stay bound", policies, bound)
 	}
 }

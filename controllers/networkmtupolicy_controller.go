@@ -60,13 +60,19 @@ type NetworkMTUPolicyReconciler struct {
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=services,verbs=get
+// The manager writes only the CNI objects it edits (resourceNames); what RBAC cannot say (on
+// pods only the stale-MTU annotation and only the CNI agents' deletion, on DaemonSets only the
+// restart annotation) config/rbac/manager_policy.yaml, an admission policy, does.
+// +kubebuilder:rbac:groups="",resources=services,verbs=get,resourceNames=kubernetes
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=patch,resourceNames=kube-flannel-cfg;antrea-config;calico-config
+// +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=patch,resourceNames=kube-flannel-ds;antrea-agent;calico-node
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;delete
-// +kubebuilder:rbac:groups=operator.tigera.io,resources=installations,verbs=get;patch
-// +kubebuilder:rbac:groups=crd.projectcalico.org,resources=felixconfigurations;ippools,verbs=get;list;patch
+// +kubebuilder:rbac:groups=operator.tigera.io,resources=installations,verbs=get;patch,resourceNames=default
+// +kubebuilder:rbac:groups=crd.projectcalico.org,resources=felixconfigurations,verbs=get;patch,resourceNames=default
+// +kubebuilder:rbac:groups=crd.projectcalico.org,resources=ippools,verbs=get;list;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile gathers what the policy depends on, decides with the plan package, writes the

@@ -74,6 +74,10 @@ type NetworkMTUPolicyReconciler struct {
 // +kubebuilder:rbac:groups=crd.projectcalico.org,resources=felixconfigurations,verbs=get;patch,resourceNames=default
 // +kubebuilder:rbac:groups=crd.projectcalico.org,resources=ippools,verbs=get;list;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// Authenticated metrics: the metrics endpoint asks the API server who a caller is and whether
+// it may GET /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Reconcile gathers what the policy depends on, decides with the plan package, writes the
 // CNI's configuration, and reports in the policy's status.

@@ -34,6 +34,7 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 	netnsPath := fs.String("netns", "", "Network namespace to manage, as a path such as /var/run/netns/node1; default: the agent's own (the host's, in the DaemonSet).")
 	podNetnsDir := fs.String("pod-netns-dir", "/var/run/netns", "Directory where the container runtime mounts pod network namespaces; empty turns the pod MTU inventory off.")
 	metricsAddr := fs.String("metrics-bind-address", ":8082", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	metricsSecure := fs.Bool("metrics-secure", true, "Serve metrics over HTTPS to callers whose bearer token the API server authenticates and authorizes for GET /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone on the node's network.")
 	probeAddr := fs.String("health-probe-bind-address", ":8083", "Address the /healthz and /readyz probes bind to; 0 disables them.")
 	stateDir := fs.String("state-dir", "/var/lib/mtu-operator", "Directory on the node for the agent's journal (the change under way, the route pins and their originals), which must outlive the agent's process; empty keeps none.")
 	apiServerProbe := fs.String("api-server-probe-address", "", "host:port the agent must still reach over TCP after a change; default: the API server of its kubeconfig. Set it when that address is a node-local proxy.")
@@ -57,6 +58,6 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 	}
 	return agent.Run(ctx, cfg, agent.Options{
 		NodeName: *nodeName, NetnsPath: *netnsPath, PodNetnsDir: *podNetnsDir,
-		MetricsAddr: *metricsAddr, ProbeAddr: *probeAddr, APIServerProbeAddress: *apiServerProbe, StateDir: *stateDir,
+		MetricsAddr: *metricsAddr, MetricsSecure: *metricsSecure, ProbeAddr: *probeAddr, APIServerProbeAddress: *apiServerProbe, StateDir: *stateDir,
 	})
 }

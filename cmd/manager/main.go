@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/mtu-operator/mtu-operator/controllers"
@@ -30,6 +31,7 @@ func main() {
 func run(ctx context.Context, cfg *rest.Config, args []string) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	metricsAddr := fs.String("metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	metricsSecure := fs.Bool("metrics-secure", true, "Serve metrics over HTTPS to callers whose bearer token the API server authenticates and authorizes for GET /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone.")
 	probeAddr := fs.String("health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	leaderElect := fs.Bool("leader-elect", false, "Take a leader-election Lease so that only one manager replica acts at a time.")
 	leaderNamespace := fs.String("leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace.")
@@ -57,6 +59,9 @@ func run(ctx context.Context, cfg *rest.Config, args []string) error {
 	}
 	opts := controllers.ManagerOptions(scheme)
 	opts.Metrics = metricsserver.Options{BindAddress: *metricsAddr}
+	if *metricsSecure {
+		opts.Metrics.SecureServing, opts.Metrics.FilterProvider = true, filters.WithAuthenticationAndAuthorization
+	}
 	opts.HealthProbeBindAddress = *probeAddr
 	opts.LeaderElection = *leaderElect
 	opts.LeaderElectionID = "mtu-operator-manager.networking.mtu-operator.io"

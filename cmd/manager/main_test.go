@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -11,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
@@ -98,8 +102,12 @@ func TestManagerServesProbesMetricsAndLeads(t *testing.T) {
 		}
 		return nil
 	})
-	testenv.Eventually(t, "metrics are exposed", 30*time.Second, func() error {
-		code, body, err := get(fmt.Sprintf("http://%s/metrics", metricsAddr))
+	// Metrics answer only a caller the API server authenticates and authorizes.
+	scraper := tokenFor(t, ns.Name, "scraper", true)
+	stranger := tokenFor(t, ns.Name, "stranger", false)
+	url := fmt.Sprintf("https://%s/metrics", metricsAddr)
+	testenv.Eventually(t, "metrics are exposed to the scraper", 30*time.Second, func() error {
+		code, body, err := getWith(url, scraper)
 		if err != nil {
 			return err
 		}
@@ -108,4 +116,55 @@ func TestManagerServesProbesMetricsAndLeads(t *testing.T) {
 		}
 		return nil
 	})
+	for who, want := range map[string]int{"": http.StatusUnauthorized, stranger: http.StatusForbidden} {
+		if code, body, err := getWith(url, who); err != nil || code != want {
+			t.Errorf("/metrics without the right token: %d %q (%v), want %d", code, body, err, want)
+		}
+	}
+}
+
+// getWith GETs url over TLS (the metrics server's certificate is self-signed) with a bearer token.
+func getWith(url, token string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test talks to its own server
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// tokenFor returns a token of a new service account, allowed to read metrics (config/rbac's
+// metrics-reader) when reader is set.
+func tokenFor(t *testing.T, namespace, name string, reader bool) string {
+	t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	if err := env.Client.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	if reader {
+		role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"}, Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}}
+		binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name + "-metrics"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: namespace, Name: name}}}
+		for _, o := range []client.Object{role, binding} {
+			if err := env.Client.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	req := &authenticationv1.TokenRequest{}
+	if err := env.Client.SubResource("token").Create(ctx, sa, req); err != nil {
+		t.Fatalf("requesting a token for %s: %v", name, err)
+	}
+	return req.Status.Token
 }

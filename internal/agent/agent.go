@@ -85,6 +85,10 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch
+// Authenticated metrics: the metrics endpoint asks the API server who a caller is and whether
+// it may GET /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Reconcile brings the node to its NodeMTUState's spec and reports.
 func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {

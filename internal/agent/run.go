@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
@@ -37,6 +38,9 @@ type Options struct {
 	PodNetnsDir string
 	// MetricsAddr and ProbeAddr are the metrics and health endpoints; "0" disables them.
 	MetricsAddr, ProbeAddr string
+	// MetricsSecure serves metrics over HTTPS to callers the API server authenticates and
+	// authorizes for GET /metrics: the agent listens on the node's addresses.
+	MetricsSecure bool
 	// StateDir holds the node's journal (the transaction under way, the route pins), which
 	// must outlive the process: a hostPath in the DaemonSet. Empty keeps no journal.
 	StateDir string
@@ -81,7 +85,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Logger:                 ctrl.Log.WithValues("node", o.NodeName),
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                metricsOptions(o),
 		HealthProbeBindAddress: o.ProbeAddr,
 		// One agent, one controller per process; the process-wide name check only gets in the
 		// way of running several agents in one test binary.
@@ -167,4 +171,12 @@ func apiServerAddress(cfg *rest.Config) string {
 		port = "80"
 	}
 	return net.JoinHostPort(u.Hostname(), port)
+}
+
+func metricsOptions(o Options) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: o.MetricsAddr}
+	if o.MetricsSecure {
+		opts.SecureServing, opts.FilterProvider = true, filters.WithAuthenticationAndAuthorization
+	}
+	return opts
 }

@@ -65,7 +65,8 @@ func TestManagerWritesOnlyWhatItEdits(t *testing.T) {
 	flannelDS, kubeProxy := ds("kube-flannel", "kube-flannel-ds"), ds("kube-system", "kube-proxy")
 	flannelCfg := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}, Data: map[string]string{"net-conf.json": "{}"}}
 	coredns := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "coredns"}, Data: map[string]string{"Corefile": "."}}
-	create(t, flannelDS, kubeProxy, flannelCfg, coredns)
+	lookalike := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "calico-config"}, Data: map[string]string{"veth_mtu": "0"}}
+	create(t, flannelDS, kubeProxy, flannelCfg, coredns, lookalike)
 	agentPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-ds-abcde",
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "kube-flannel-ds", UID: flannelDS.UID}}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.example/c:v1"}}}}
@@ -89,8 +90,9 @@ func TestManagerWritesOnlyWhatItEdits(t *testing.T) {
 		do   func() error
 		says string
 	}{
-		"patching kube-system/coredns": {func() error { return manager.Patch(ctx, coredns, mergePatch(`{"data":{"Corefile":"x"}}`)) }, "cannot patch resource \"configmaps\""},
-		"patching kube-proxy":          {func() error { return manager.Patch(ctx, kubeProxy, mergePatch(`{"metadata":{"labels":{"x":"y"}}}`)) }, "cannot patch resource \"daemonsets\""},
+		"patching kube-system/coredns":   {func() error { return manager.Patch(ctx, coredns, mergePatch(`{"data":{"Corefile":"x"}}`)) }, "cannot patch resource \"configmaps\""},
+		"patching default/calico-config": {func() error { return manager.Patch(ctx, lookalike, mergePatch(`{"data":{"veth_mtu":"9000"}}`)) }, "only in the CNIs' namespaces"},
+		"patching kube-proxy":            {func() error { return manager.Patch(ctx, kubeProxy, mergePatch(`{"metadata":{"labels":{"x":"y"}}}`)) }, "cannot patch resource \"daemonsets\""},
 		"changing a pod's image": {func() error {
 			return manager.Patch(ctx, workload, mergePatch(`{"spec":{"containers":[{"name":"web","image":"evil.example/web:v1"}]}}`))
 		}, "may change only its stale-MTU annotation on pods"},

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -112,7 +113,11 @@ func TestManagerWritesOnlyWhatItEdits(t *testing.T) {
 			return nil
 		}
 		if err == nil {
-			create(t, workload.DeepCopy())
+			// Deleted before the policy was in force: put the pod back and try again.
+			again := workload.DeepCopy()
+			again.ResourceVersion, again.UID = "", ""
+			create(t, again)
+			*workload = *again
 			return errors.New("deleted")
 		}
 		return err
@@ -132,5 +137,11 @@ func TestManagerWritesOnlyWhatItEdits(t *testing.T) {
 	}
 	if err := manager.Delete(ctx, agentPod); err != nil {
 		t.Errorf("the manager deleting a CNI agent pod: %v; it restarts them so", err)
+	}
+	// Evicting a stale pod (stalePods.action Evict) goes through the eviction API, which
+	// respects PodDisruptionBudgets; the admission policy does not stand in its way.
+	eviction := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Namespace: workload.Namespace, Name: workload.Name}}
+	if err := manager.SubResource("eviction").Create(ctx, workload, eviction); err != nil {
+		t.Errorf("the manager evicting a stale pod: %v; it must be allowed", err)
 	}
 }

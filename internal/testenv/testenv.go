@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mtu-operator/mtu-operator/internal/kubescheme"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab/reaper"
 )
 
 // Env is a running API server with the project's CRDs installed.
@@ -95,15 +96,32 @@ var ErrNoAssets = errors.New("envtest assets missing")
 // sets the package up and may return a function that tears it down before the API server
 // stops (nil when there is nothing to stop). Without assets it skips the package with a
 // message, except under CI=true where that is a failure.
+//
+// A reaper process (the lab's) kills the API server and etcd if the test binary dies without
+// stopping them: a panicking test, a timeout. Main must be the first thing TestMain calls,
+// since the reaper is a copy of the test binary.
 func Main(m *testing.M, opts Options, started func(*Env) (stop func())) int {
-	env, err := Start(opts)
-	if errors.Is(err, ErrNoAssets) && os.Getenv("CI") != "true" {
-		fmt.Fprintf(os.Stderr, "SKIP: %v\n", err)
-		return 0
-	}
+	reaper.Serve()
+	r, err := reaper.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		return 1
+	}
+	env, err := Start(opts)
+	if err == nil {
+		// envtest does not say which processes it started: its children, so far.
+		err = r.Children()
+	}
+	if errors.Is(err, ErrNoAssets) && os.Getenv("CI") != "true" {
+		fmt.Fprintf(os.Stderr, "SKIP: %v\n", err)
+		return closeReaper(r, 0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		if env != nil {
+			_ = env.Stop()
+		}
+		return closeReaper(r, 1)
 	}
 	stop := started(env)
 	code := m.Run()
@@ -114,6 +132,17 @@ func Main(m *testing.M, opts Options, started func(*Env) (stop func())) int {
 		fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
 		if code == 0 {
 			code = 1
+		}
+	}
+	return closeReaper(r, code)
+}
+
+// closeReaper tells the reaper everything is stopped, and fails the run if it cannot.
+func closeReaper(r *reaper.Reaper, code int) int {
+	if err := r.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "%v\n", err)
+		if code == 0 {
+			return 1
 		}
 	}
 	return code

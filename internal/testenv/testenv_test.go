@@ -2,17 +2,87 @@ package testenv_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab/reaper"
 )
 
+// panicPIDsEnv makes TestMain write the control plane's pids to the file it names and panic,
+// as a test that panics would, for TestAPanickingTestLeavesNoControlPlane.
+const panicPIDsEnv = "TESTENV_PANIC_PIDS_FILE"
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, testenv.Options{}, func(*testenv.Env) func() {
+		if file := os.Getenv(panicPIDsEnv); file != "" {
+			var pids []string
+			for _, c := range controlPlaneOf(os.Getpid()) {
+				pids = append(pids, strconv.Itoa(c.Pid))
+			}
+			if err := os.WriteFile(file, []byte(strings.Join(pids, " ")), 0o600); err != nil {
+				panic(err)
+			}
+			panic("a test binary that panics, leaving testenv.Main no chance to stop the control plane")
+		}
+		return nil
+	}))
+}
+
+// controlPlaneOf lists the kube-apiserver and etcd children of a process.
+func controlPlaneOf(pid int) []reaper.Child {
+	children, err := reaper.ChildrenOf(pid)
+	if err != nil {
+		panic(err)
+	}
+	var out []reaper.Child
+	for _, c := range children {
+		if c.Comm == "kube-apiserver" || c.Comm == "etcd" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TestAPanickingTestLeavesNoControlPlane: a test binary whose test panics exits without
+// TestMain's clean-up; its API server and etcd must not outlive it.
+func TestAPanickingTestLeavesNoControlPlane(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pids")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), panicPIDsEnv+"="+file)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the panicking test binary succeeded:\n%s", out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || len(strings.Fields(string(b))) < 2 {
+		t.Fatalf("no control plane pids (%v): %q\n%s", err, b, out)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		testenv.Eventually(t, fmt.Sprintf("process %d of the panicked binary gone", pid), 20*time.Second, func() error {
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				return nil
+			}
+			if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(fields) > 0 && fields[0] == "Z" {
+				return nil // dead, waiting for init to reap it
+			}
+			return fmt.Errorf("still running: %s", strings.Fields(string(stat))[1])
+		})
+	}
+}
+
 // TestFailedStartStopsTheControlPlane: a CRD the API server refuses fails Start after the API
 // server and etcd are up; Start must stop them, or they outlive the test.
 func TestFailedStartStopsTheControlPlane(t *testing.T) {
+	before := len(controlPlaneOf(os.Getpid())) // TestMain's own
 	dir := t.TempDir()
 	bad := "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Cluster\n  versions: []\n"
 	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o600); err != nil {
@@ -26,13 +96,7 @@ func TestFailedStartStopsTheControlPlane(t *testing.T) {
 		_ = env.Stop()
 		t.Fatal("Start succeeded with a CRD the API server must refuse")
 	}
-	children, err := reaper.ChildrenOf(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range children {
-		if c.Comm == "kube-apiserver" || c.Comm == "etcd" {
-			t.Errorf("%s (pid %d) still runs after the failed Start", c.Comm, c.Pid)
-		}
+	if after := controlPlaneOf(os.Getpid()); len(after) != before {
+		t.Errorf("%v still run after the failed Start (TestMain's own are %d)", after, before)
 	}
 }

@@ -9,23 +9,15 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/mtu-operator/mtu-operator/internal/poll"
 )
 
 // Eventually retries check every 20ms until it succeeds, failing the test with what and the
 // last error once timeout has passed.
 func Eventually(t testing.TB, what string, timeout time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Eventually(t, what, timeout, check)
 }
 
 // StartManager runs a manager in the background; stop ends it and returns what Start

@@ -3,6 +3,7 @@ package testenv_test
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,8 +69,11 @@ func TestAPanickingTestLeavesNoControlPlane(t *testing.T) {
 		pid, _ := strconv.Atoi(f)
 		testenv.Eventually(t, fmt.Sprintf("process %d of the panicked binary gone", pid), 20*time.Second, func() error {
 			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
 				return nil
+			}
+			if err != nil {
+				return err
 			}
 			if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(fields) > 0 && fields[0] == "Z" {
 				return nil // dead, waiting for init to reap it

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mtu-operator/mtu-operator/internal/node/nettest"
-	"github.com/mtu-operator/mtu-operator/internal/testenv"
+	"github.com/mtu-operator/mtu-operator/internal/poll"
 )
 
 // The test binary re-executed as a lab: these say how.
@@ -285,19 +285,19 @@ func TestReaperCleansUpAfterAKilledLab(t *testing.T) {
 			}
 			_ = lab.cmd.Wait()
 
-			testenv.Eventually(t, "the reaper kills the lab's sleeping child", 5*time.Second, func() error {
+			poll.Eventually(t, "the reaper kills the lab's sleeping child", 5*time.Second, func() error {
 				if lab.sleeper.running() {
 					return fmt.Errorf("process %d still running", lab.sleeper.pid)
 				}
 				return nil
 			})
-			testenv.Eventually(t, "the reaper unmounts the lab's mounts", 5*time.Second, func() error {
+			poll.Eventually(t, "the reaper unmounts the lab's mounts", 5*time.Second, func() error {
 				if got := mountedUnder(t, tmp); len(got) > 0 {
 					return fmt.Errorf("still mounted: %v", got)
 				}
 				return nil
 			})
-			testenv.Eventually(t, "the reaper removes the lab's files and directory", 5*time.Second, func() error {
+			poll.Eventually(t, "the reaper removes the lab's files and directory", 5*time.Second, func() error {
 				for _, path := range []string{lab.paths.fileMount, lab.paths.netnsMount, lab.paths.dir} {
 					if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 						return fmt.Errorf("%s: %w", path, err)
@@ -305,7 +305,7 @@ func TestReaperCleansUpAfterAKilledLab(t *testing.T) {
 				}
 				return nil
 			})
-			testenv.Eventually(t, "the reaper exits", 5*time.Second, func() error {
+			poll.Eventually(t, "the reaper exits", 5*time.Second, func() error {
 				if lab.reaper.running() {
 					return fmt.Errorf("reaper %d still running", lab.reaper.pid)
 				}

@@ -33,11 +33,7 @@ const testReleaseTimeout = 3 * time.Second
 
 func TestMain(m *testing.M) {
 	testenv.SetLogger()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		panic(err)
-	}
-	opts := testenv.Options{ExtraCRDPaths: []string{filepath.Join(root, "test", "fixtures", "calico-crds")}}
+	opts := testenv.Options{ExtraCRDPaths: []string{filepath.Join("test", "fixtures", "calico-crds")}}
 	os.Exit(testenv.Main(m, opts, func(e *testenv.Env) func() {
 		env = e
 		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Cache: CacheOptions(), Client: ClientOptions(), Metrics: metricsserver.Options{BindAddress: "0"}})

@@ -30,7 +30,7 @@ type Env struct {
 // Options adds to the default environment.
 type Options struct {
 	// ExtraCRDPaths are further CRD files or folders to install (test fixtures of other
-	// projects' CRDs, such as Calico's).
+	// projects' CRDs, such as Calico's), absolute or relative to the repository's root.
 	ExtraCRDPaths []string
 }
 
@@ -57,7 +57,7 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     append([]string{filepath.Join(root, "config", "crd", "bases")}, opts.ExtraCRDPaths...),
+		CRDDirectoryPaths:     append([]string{filepath.Join(root, "config", "crd", "bases")}, fromRoot(root, opts.ExtraCRDPaths)...),
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		Scheme:                scheme,
@@ -98,8 +98,8 @@ var ErrNoAssets = errors.New("envtest assets missing")
 // message, except under CI=true where that is a failure.
 //
 // A reaper process (the lab's) kills the API server and etcd if the test binary dies without
-// stopping them: a panicking test, a timeout. Main must be the first thing TestMain calls,
-// since the reaper is a copy of the test binary.
+// stopping them: a panicking test, a timeout. The reaper is a copy of the test binary run in
+// another directory: what TestMain does before Main must not depend on the working directory.
 func Main(m *testing.M, opts Options, started func(*Env) (stop func())) int {
 	reaper.Serve()
 	r, err := reaper.Start()
@@ -166,4 +166,17 @@ func RepoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// fromRoot makes relative paths relative to the repository's root: TestMain must not depend on
+// the working directory, since the reaper runs a copy of the test binary elsewhere.
+func fromRoot(root string, paths []string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(root, p)
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -230,7 +230,7 @@ func (r *NetworkMTUPolicyReconciler) planConfigMap(ctx context.Context, namespac
 	prefix := key + ": "
 	originals, err := plan.ParseOriginals(cm.Annotations)
 	if err != nil {
-		return unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+		return unreadableOriginals(resource, err), nil
 	}
 	out, changes, err := edit(doc, remembered(originals, replaced, resource, prefix))
 	if err != nil {
@@ -238,13 +238,7 @@ func (r *NetworkMTUPolicyReconciler) planConfigMap(ctx context.Context, namespac
 	}
 	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, prefix, changes), daemonSet: daemonSet, managedFields: cm.ManagedFields}
 	if len(changes) > 0 {
-		record := originals.With(prefix, changes).Annotation()
-		e.write = func(ctx context.Context) error {
-			apply := corev1ac.ConfigMap(name, namespace).WithResourceVersion(cm.ResourceVersion).
-				WithAnnotations(map[string]string{plan.OriginalsAnnotation: record}).
-				WithData(map[string]string{key: string(out)})
-			return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
-		}
+		e.write = r.applyConfigMap(cm, originals.With(prefix, changes), map[string]string{key: string(out)})
 	}
 	return cniPlan{edits: []resourceEdit{e}}, nil
 }
@@ -268,6 +262,32 @@ func unparseable(resource, key string, err error) (cniPlan, error) {
 		return cniPlan{problem: &plan.Problem{Reason: mtuv1alpha1.ReasonUnparseableConfig, Message: fmt.Sprintf("%s was left untouched: %v", where, err)}}, nil
 	}
 	return cniPlan{}, err
+}
+
+// unreadableOriginals is the plan of an object whose originals annotation does not parse: the
+// operator will not write it and lose the originals.
+func unreadableOriginals(resource string, err error) cniPlan {
+	p, _ := unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+	return p
+}
+
+// applyConfigMap writes the given data keys and the originals annotation of a ConfigMap with a
+// server-side apply under the operator's field manager, pinned to the resourceVersion read.
+func (r *NetworkMTUPolicyReconciler) applyConfigMap(cm *corev1.ConfigMap, originals plan.Originals, data map[string]string) func(context.Context) error {
+	apply := corev1ac.ConfigMap(cm.Name, cm.Namespace).WithResourceVersion(cm.ResourceVersion).
+		WithAnnotations(map[string]string{plan.OriginalsAnnotation: originals.Annotation()}).
+		WithData(data)
+	return func(ctx context.Context) error {
+		return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+	}
+}
+
+// mergePatch writes after as a JSON merge patch from before, failing with a conflict if the
+// object changed since before was read.
+func (r *NetworkMTUPolicyReconciler) mergePatch(before, after client.Object) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return r.Patch(ctx, after, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
+	}
 }
 
 func asConfigChanges(resource, prefix string, changes []cni.Change) []mtuv1alpha1.ConfigChange {
@@ -298,8 +318,7 @@ func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det detecte
 		resource := fmt.Sprintf("%s %s", gvk.Kind, obj.GetName())
 		originals, err := plan.ParseOriginals(obj.GetAnnotations())
 		if err != nil {
-			bad, _ := unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
-			p.problem = bad.problem
+			p.problem = unreadableOriginals(resource, err).problem
 			return nil
 		}
 		edited, changes, err := edit(obj.Object, want, remembered(originals, replaced, resource, ""))
@@ -320,9 +339,7 @@ func (r *NetworkMTUPolicyReconciler) planCalico(ctx context.Context, det detecte
 			}
 			annotations[plan.OriginalsAnnotation] = originals.With("", changes).Annotation()
 			target.SetAnnotations(annotations)
-			e.write = func(ctx context.Context) error {
-				return r.Patch(ctx, target, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
-			}
+			e.write = r.mergePatch(original, target)
 		}
 		p.edits = append(p.edits, e)
 		return nil
@@ -370,7 +387,7 @@ func (r *NetworkMTUPolicyReconciler) planCalicoConfig(ctx context.Context, want 
 	resource := fmt.Sprintf("ConfigMap %s/%s", key.Namespace, key.Name)
 	originals, err := plan.ParseOriginals(cm.Annotations)
 	if err != nil {
-		return unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+		return unreadableOriginals(resource, err), nil
 	}
 	data, changes, err := calico.EditCalicoConfig(cm.Data, want)
 	if err != nil {
@@ -379,16 +396,11 @@ func (r *NetworkMTUPolicyReconciler) planCalicoConfig(ctx context.Context, want 
 	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes), managedFields: cm.ManagedFields,
 		daemonSet: &types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoNodeDaemonSet}}
 	if len(changes) > 0 {
-		e.write = func(ctx context.Context) error {
-			owned := map[string]string{}
-			for _, c := range changes {
-				owned[c.Path] = data[c.Path]
-			}
-			apply := corev1ac.ConfigMap(key.Name, key.Namespace).WithResourceVersion(cm.ResourceVersion).
-				WithAnnotations(map[string]string{plan.OriginalsAnnotation: originals.With("", changes).Annotation()}).
-				WithData(owned)
-			return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+		owned := map[string]string{}
+		for _, c := range changes {
+			owned[c.Path] = data[c.Path]
 		}
+		e.write = r.applyConfigMap(cm, originals.With("", changes), owned)
 	}
 	return cniPlan{edits: []resourceEdit{e}}, nil
 }

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -205,7 +204,7 @@ func (r *NetworkMTUPolicyReconciler) restoreConfigMapKey(ctx context.Context, ke
 	resource := fmt.Sprintf("ConfigMap %s/%s", key.Namespace, key.Name)
 	originals, err := plan.ParseOriginals(cm.Annotations)
 	if err != nil {
-		return unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+		return unreadableOriginals(resource, err), nil
 	}
 	restored, changes, err := restoreDoc([]byte(cm.Data[dataKey]), originals.Under(dataKey+": "))
 	if err != nil {
@@ -213,13 +212,7 @@ func (r *NetworkMTUPolicyReconciler) restoreConfigMapKey(ctx context.Context, ke
 	}
 	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, dataKey+": ", changes), managedFields: cm.ManagedFields, daemonSet: daemonSet}
 	if len(changes) > 0 {
-		record := originals.Annotation()
-		e.write = func(ctx context.Context) error {
-			apply := corev1ac.ConfigMap(key.Name, key.Namespace).WithResourceVersion(cm.ResourceVersion).
-				WithAnnotations(map[string]string{plan.OriginalsAnnotation: record}).
-				WithData(map[string]string{dataKey: string(restored)})
-			return r.Apply(ctx, apply, client.FieldOwner(FieldManager), client.ForceOwnership)
-		}
+		e.write = r.applyConfigMap(cm, originals, map[string]string{dataKey: string(restored)})
 	}
 	return cniPlan{edits: []resourceEdit{e}}, nil
 }
@@ -238,7 +231,7 @@ func (r *NetworkMTUPolicyReconciler) restoreFlannel(ctx context.Context, det det
 			if err != nil {
 				return nil, nil, err
 			}
-			if b != nil && hasMTUOption(backendType) {
+			if b != nil && flannel.HasMTUOption(backendType) {
 				// flanneld reads the NIC only when it starts: until the NICs are back,
 				// Backend.MTU says what they will carry.
 				originals["Backend.MTU"] = strconv.Itoa(int(b.underlayMTU))
@@ -289,7 +282,7 @@ func (r *NetworkMTUPolicyReconciler) restoreCalico(ctx context.Context, det dete
 		resource := fmt.Sprintf("%s %s", gvk.Kind, obj.GetName())
 		originals, err := plan.ParseOriginals(obj.GetAnnotations())
 		if err != nil {
-			p, _ = unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
+			p = unreadableOriginals(resource, err)
 			return nil, nil
 		}
 		fields := originals.Under("")
@@ -306,10 +299,7 @@ func (r *NetworkMTUPolicyReconciler) restoreCalico(ctx context.Context, det dete
 		}
 		e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes), managedFields: obj.GetManagedFields()}
 		if len(changes) > 0 {
-			before, target := obj.DeepCopy(), &unstructured.Unstructured{Object: restored}
-			e.write = func(ctx context.Context) error {
-				return r.Patch(ctx, target, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
-			}
+			e.write = r.mergePatch(obj.DeepCopy(), &unstructured.Unstructured{Object: restored})
 		}
 		p.edits = append(p.edits, e)
 		return exact, nil
@@ -375,8 +365,7 @@ func (r *NetworkMTUPolicyReconciler) restoreCalicoConfig(ctx context.Context, br
 	resource := fmt.Sprintf("ConfigMap %s/%s", key.Namespace, key.Name)
 	originals, err := plan.ParseOriginals(cm.Annotations)
 	if err != nil {
-		p, err = unparseable(resource, "", fmt.Errorf("%w: %w", cni.ErrUnparseable, err))
-		return nil, p, err
+		return nil, unreadableOriginals(resource, err), nil
 	}
 	fields := originals.Under("")
 	exact, _ = calico.RestoreCalicoConfig(cm.Data, fields)
@@ -387,11 +376,9 @@ func (r *NetworkMTUPolicyReconciler) restoreCalicoConfig(ctx context.Context, br
 	e := resourceEdit{resource: resource, changes: asConfigChanges(resource, "", changes), managedFields: cm.ManagedFields,
 		daemonSet: &types.NamespacedName{Namespace: plan.CalicoConfigNamespace, Name: plan.CalicoNodeDaemonSet}}
 	if len(changes) > 0 {
-		before, target := cm.DeepCopy(), cm.DeepCopy()
+		target := cm.DeepCopy()
 		target.Data = restored
-		e.write = func(ctx context.Context) error {
-			return r.Patch(ctx, target, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
-		}
+		e.write = r.mergePatch(cm.DeepCopy(), target)
 	}
 	return exact, cniPlan{edits: []resourceEdit{e}}, nil
 }
@@ -451,11 +438,6 @@ func (r *NetworkMTUPolicyReconciler) dropOriginals(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// hasMTUOption says whether a flannel backend reads Backend.MTU.
-func hasMTUOption(backendType string) bool {
-	return backendType == "vxlan" || backendType == "wireguard"
 }
 
 // nicsAt says whether every node's NIC is at the MTU given for it.

@@ -68,6 +68,12 @@ var knownOptions = func() []string {
 	return all
 }()
 
+// HasMTUOption says whether a backend type reads Backend.MTU (the others take the MTU from
+// the external interface).
+func HasMTUOption(backendType string) bool {
+	return slices.Contains(backendOptions[backendName(backendType)], mtuKey)
+}
+
 // ownedName returns how this package spells key when it owns it, or "" when it does not.
 func ownedName(key string) string {
 	if strings.EqualFold(key, typeKey) {

@@ -45,3 +45,11 @@ func TestBackend(t *testing.T) {
 		}
 	}
 }
+
+func TestHasMTUOption(t *testing.T) {
+	for backend, want := range map[string]bool{"vxlan": true, "VXLAN": true, "wireguard": true, "host-gw": false, "ipip": false, "udp": false} {
+		if got := HasMTUOption(backend); got != want {
+			t.Errorf("HasMTUOption(%q) = %v, want %v", backend, got, want)
+		}
+	}
+}

@@ -8,13 +8,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab/reaper"
 )
 
 // RestartAPIServer kills the API server with SIGKILL, as a crashed or restarted control plane
@@ -93,23 +94,17 @@ func (e *Env) apiServerPID() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	entries, err := os.ReadDir("/proc")
+	children, err := reaper.ChildrenOf(os.Getpid())
 	if err != nil {
 		return 0, err
 	}
-	for _, entry := range entries {
-		pid, err := strconv.Atoi(entry.Name())
-		if err != nil || parentOf(pid) != os.Getpid() {
+	for _, c := range children {
+		if c.Comm != "kube-apiserver" {
 			continue
 		}
-		args, err := procFields(pid, "cmdline")
-		if err != nil || len(args) == 0 || filepath.Base(args[0]) != "kube-apiserver" {
-			continue
-		}
-		for _, a := range args {
-			if a == "--secure-port="+u.Port() {
-				return pid, nil
-			}
+		args, err := procFields(c.Pid, "cmdline")
+		if err == nil && slices.Contains(args, "--secure-port="+u.Port()) {
+			return c.Pid, nil
 		}
 	}
 	return 0, fmt.Errorf("no kube-apiserver serving port %s among this process's children", u.Port())
@@ -121,22 +116,6 @@ func procFields(pid int, file string) ([]string, error) {
 		return nil, err
 	}
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
-}
-
-// parentOf is a process's parent ID, 0 when it cannot be read.
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name is in parentheses and may hold spaces: the fields start after it.
-	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
-	fields := strings.Fields(rest)
-	if len(fields) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	return ppid
 }
 
 // alive says whether the process exists and is not a zombie.

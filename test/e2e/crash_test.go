@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/node/journal"
@@ -170,16 +169,25 @@ func pendingTransaction(n *lab.Node) (*journal.Pending, error) {
 	return rec.Transaction, nil
 }
 
-func policyReady(l *lab.Lab) func(context.Context) error {
-	return func(ctx context.Context) error {
-		p, err := story.Policy(ctx, l)
-		if err != nil {
-			return err
+// policyReady: the story's policy is Ready for its generation.
+func policyReady(l *lab.Lab) func(context.Context) error { return readyPolicy(l, story.PolicyName) }
+
+// deletePolicy deletes a policy and waits until it is gone (its finalizer done).
+func deletePolicy(ctx context.Context, t *testing.T, l *lab.Lab, name, what string, timeout time.Duration) {
+	t.Helper()
+	p := &mtuv1alpha1.NetworkMTUPolicy{}
+	p.Name = name
+	if err := l.Client.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitFor(ctx, what, timeout, func(ctx context.Context) error {
+		err := l.Client.Get(ctx, types.NamespacedName{Name: name}, &mtuv1alpha1.NetworkMTUPolicy{})
+		if err == nil {
+			return errors.New("still there")
 		}
-		if c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != p.Generation {
-			return fmt.Errorf("not Ready: %+v", c)
-		}
-		return nil
+		return client.IgnoreNotFound(err)
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -67,18 +66,7 @@ func TestDeletingAPolicyMidMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("deleting the policy in phase %v", p.Status.Migration)
-	if err := l.Client.Delete(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.WaitFor(ctx, "the policy gone", time.Minute, func(ctx context.Context) error {
-		err := l.Client.Get(ctx, types.NamespacedName{Name: story.PolicyName}, &mtuv1alpha1.NetworkMTUPolicy{})
-		if err == nil {
-			return errors.New("still there")
-		}
-		return client.IgnoreNotFound(err)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	deletePolicy(ctx, t, l, p.Name, "the policy gone", time.Minute)
 	var states mtuv1alpha1.NodeMTUStateList
 	if err := l.Client.List(ctx, &states); err != nil {
 		t.Fatal(err)
@@ -150,18 +138,7 @@ func deleteWithRestore(t *testing.T, cni lab.CNI) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Client.Delete(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.WaitFor(ctx, "the policy restored and gone", 4*time.Minute, func(ctx context.Context) error {
-		err := l.Client.Get(ctx, types.NamespacedName{Name: story.PolicyName}, &mtuv1alpha1.NetworkMTUPolicy{})
-		if err == nil {
-			return errors.New("still there")
-		}
-		return client.IgnoreNotFound(err)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	deletePolicy(ctx, t, l, p.Name, "the policy restored and gone", 4*time.Minute)
 	var events eventsv1.EventList
 	if err := l.Client.List(ctx, &events); err != nil {
 		t.Fatal(err)

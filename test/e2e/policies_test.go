@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
@@ -102,23 +100,7 @@ func TestSeveralPolicies(t *testing.T) {
 		}
 		return cm
 	}
-	deleteAndWait := func(name string) {
-		t.Helper()
-		p := &mtuv1alpha1.NetworkMTUPolicy{}
-		p.Name = name
-		if err := l.Client.Delete(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.WaitFor(ctx, name+" gone", time.Minute, func(ctx context.Context) error {
-			err := l.Client.Get(ctx, client.ObjectKeyFromObject(p), p)
-			if err == nil {
-				return errors.New("still there")
-			}
-			return client.IgnoreNotFound(err)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deleteAndWait := func(name string) { t.Helper(); deletePolicy(ctx, t, l, name, name+" gone", time.Minute) }
 
 	// 1. Disjoint selectors, different values.
 	before := cfg().ResourceVersion

@@ -79,6 +79,10 @@ test: manifests generate fmt vet verify-generated lint envtest-assets flannel-as
 bench: ## Run the benchmarks (6 counts each, for benchstat).
 	go test -run '^$$' -bench . -benchmem -count 6 ./... | tee bin/bench.txt
 
+.PHONY: bench-scale
+bench-scale: envtest-assets ## Time whole-cluster rollouts of 1,000 and 5,000 nodes against a real API server (SCALE_NODES, SCALE_MAX_UNAVAILABLE); prints the table.
+	SCALE_NODES=$${SCALE_NODES:-1000,5000} bash -o pipefail -c "go test -timeout 180m -count=1 -v -run '^TestRollout$$' ./test/scale/ | tee bin/bench-scale.txt"
+
 .PHONY: benchstat
 benchstat: $(BENCHSTAT) ## Summarise bin/bench.txt with benchstat.
 	$(BENCHSTAT) bin/bench.txt

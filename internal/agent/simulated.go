@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
@@ -93,18 +94,60 @@ func (s *Simulated) Step(ctx context.Context) error {
 	state := &mtuv1alpha1.NodeMTUState{}
 	if err := s.Client.Get(ctx, types.NamespacedName{Name: s.Node}, state); err != nil {
 		if apierrors.IsNotFound(err) {
-			// No policy manages the node any more: give routes their own MTU back.
-			s.mu.Lock()
-			s.pin = nil
-			s.mu.Unlock()
+			s.forget()
 		}
 		return client.IgnoreNotFound(err)
 	}
+	return s.Act(ctx, state)
+}
+
+// forget: no policy manages the node any more, so routes get their own MTU back.
+func (s *Simulated) forget() {
+	s.mu.Lock()
+	s.pin = nil
+	s.mu.Unlock()
+}
+
+// Watch acts on every version of the node's NodeMTUState that the API server sends, through
+// one watch restricted to the node's own object by a field selector, as each real agent holds
+// one; it returns when ctx ends. The watch is opened again when the API server closes it.
+func (s *Simulated) Watch(ctx context.Context, c client.WithWatch) error {
+	for ctx.Err() == nil {
+		w, err := c.Watch(ctx, &mtuv1alpha1.NodeMTUStateList{}, client.MatchingFields{"metadata.name": s.Node})
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for e := range w.ResultChan() {
+			state, ok := e.Object.(*mtuv1alpha1.NodeMTUState)
+			switch {
+			case !ok:
+			case e.Type == watch.Deleted:
+				s.forget()
+			default:
+				// A conflict means a newer version is on its way, and is acted on then.
+				_ = s.Act(ctx, state)
+			}
+		}
+		w.Stop()
+	}
+	return nil
+}
+
+// Act reports on state, and converges when it says so, unless the agent reported on this
+// version of the spec already.
+func (s *Simulated) Act(ctx context.Context, state *mtuv1alpha1.NodeMTUState) error {
 	if state.Status.ObservedGeneration >= state.Generation && state.Status.UnderlayMTU != 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
 	base := state.DeepCopy()
 	spec, status := state.Spec, &state.Status
 	last := status.LastTransaction

@@ -24,7 +24,7 @@ import (
 // process's ID and a function that stops it; Stop no longer does, since envtest does not know
 // the new process.
 func (e *Env) RestartAPIServer(ctx context.Context, down time.Duration) (pid int, stop func() error, err error) {
-	old, err := e.apiServerPID()
+	old, err := e.APIServerPID()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -88,8 +88,9 @@ func (e *Env) RestartAPIServer(ctx context.Context, down time.Duration) (pid int
 	}
 }
 
-// apiServerPID finds this process's kube-apiserver child that serves e.Config's port.
-func (e *Env) apiServerPID() (int, error) {
+// APIServerPID finds this process's kube-apiserver child that serves e.Config's port, for
+// tests that measure what it costs.
+func (e *Env) APIServerPID() (int, error) {
 	u, err := url.Parse(e.Config.Host)
 	if err != nil {
 		return 0, err

@@ -1,0 +1,498 @@
+// Package scale measures a whole-cluster rollout at scale: the real manager, as its own
+// process, against a real API server with N Nodes and N simulated agents (internal/agent's
+// Simulated, which follows the NodeMTUState contract and holds one field-selector watch per
+// node, as each real agent does). The floor, measured in the same run, is the same API server
+// taking N creates and N status writes from 16 concurrent writers.
+//
+// `make test` runs it with 50 nodes as a smoke check; `make bench-scale` with 1,000 and 5,000
+// (SCALE_NODES, SCALE_MAX_UNAVAILABLE: comma-separated lists) and prints the table.
+package scale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/agent"
+	"github.com/mtu-operator/mtu-operator/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	testenv.SetLogger()
+	os.Exit(testenv.Main(m, testenv.Options{}, func(e *testenv.Env) func() {
+		env = e
+		return nil
+	}))
+}
+
+// writers is the floor's concurrency, and the test's own when it sets the cluster up.
+const writers = 16
+
+// agentsPerConnection: simulated agents share client connections this many at a time (the
+// API server's HTTP/2 stream limit is 250 per connection).
+const agentsPerConnection = 200
+
+// result is one rollout's row of the table.
+type result struct {
+	nodes          int
+	maxUnavailable string
+	ready, floor   time.Duration
+	peakRSS        int64
+	cpu            time.Duration
+	managerWrites  float64 // per node: writes to NodeMTUState specs (create, patch)
+	agentWrites    float64 // per node: writes to NodeMTUState status
+	policyWrites   float64 // in all: the policy's status
+	reconciles     float64
+	reconcileTime  time.Duration
+	requests       requests
+	watchRSS       int64 // the API server's resident memory grown by N idle watches
+	idleRequests   float64
+	resync         requests // one reconcile of the settled policy
+	resyncTime     time.Duration
+}
+
+func TestRollout(t *testing.T) {
+	sizes := intList(t, envOr("SCALE_NODES", "50"))
+	variants := strings.Split(envOr("SCALE_MAX_UNAVAILABLE", "10%,10"), ",")
+	manager := buildManager(t)
+	var results []result
+	for _, n := range sizes {
+		for _, mu := range variants {
+			t.Run(fmt.Sprintf("nodes=%d,maxUnavailable=%s", n, mu), func(t *testing.T) {
+				results = append(results, rollout(t, manager, n, mu))
+			})
+		}
+	}
+	t.Log("\n" + table(results))
+	for _, r := range results {
+		// The protocol's bounds on writes are exact counts, not timings: they hold on any machine.
+		if r.managerWrites > 2 || r.agentWrites > 2 {
+			t.Errorf("%d nodes, maxUnavailable %s: %.2f manager and %.2f agent writes per node; the protocol allows 2 each", r.nodes, r.maxUnavailable, r.managerWrites, r.agentWrites)
+		}
+	}
+}
+
+func table(results []result) string {
+	var b strings.Builder
+	fmt.Fprintln(&b, "| N | maxUnavailable | time to Ready | floor | ratio | manager peak RSS | manager CPU | manager writes/node | agent writes/node | policy status writes | reconciles | reconcile time | API server RSS for N watches | one resync |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %d | %s | %.1f s | %.1f s | %.2f× | %d MiB | %.1f s | %.2f | %.2f | %.0f | %.0f | %.1f s | %d MiB | %.0f requests, %d ms |\n",
+			r.nodes, r.maxUnavailable, r.ready.Seconds(), r.floor.Seconds(), r.ready.Seconds()/r.floor.Seconds(), r.peakRSS>>20, r.cpu.Seconds(),
+			r.managerWrites, r.agentWrites, r.policyWrites, r.reconciles, r.reconcileTime.Seconds(), r.watchRSS>>20,
+			r.resync.sum(func(string, string) bool { return true }), r.resyncTime.Milliseconds())
+	}
+	fmt.Fprintln(&b, "\nRequests per node during the rollout, by verb (API server metrics):")
+	for _, r := range results {
+		fmt.Fprintf(&b, "- %d nodes, %s: %s\n", r.nodes, r.maxUnavailable, r.requests.top(12, r.nodes))
+	}
+	return b.String()
+}
+
+// rollout creates n Nodes, measures the floor, starts n simulated agents and the manager, and
+// times a policy from creation to Ready.
+func rollout(t *testing.T, managerBinary string, n int, maxUnavailable string) result {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	res := result{nodes: n, maxUnavailable: maxUnavailable}
+	label := fmt.Sprintf("n%d-%s", n, strings.TrimSuffix(maxUnavailable, "%"))
+	nodeNames := make([]string, n)
+	for i := range nodeNames {
+		nodeNames[i] = fmt.Sprintf("%s-node-%05d", label, i)
+	}
+	t.Cleanup(func() { cleanUp(t, label) })
+	if err := parallel(ctx, n, func(ctx context.Context, i int) error {
+		node := &corev1.Node{}
+		node.Name, node.Labels = nodeNames[i], map[string]string{"scale": label}
+		return env.Client.Create(ctx, node)
+	}); err != nil {
+		t.Fatalf("creating nodes: %v", err)
+	}
+	var err error
+	if res.floor, err = floor(ctx, label, n); err != nil {
+		t.Fatalf("measuring the floor: %v", err)
+	}
+	flannelWorld(t)
+
+	apiserver, err := env.APIServerPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := usageOf(apiserver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var agents sync.WaitGroup
+	defer agents.Wait()
+	defer cancel()
+	var watchClient client.WithWatch
+	for i, name := range nodeNames {
+		if i%agentsPerConnection == 0 {
+			if watchClient, err = ownConnection(env.Config); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a := &agent.Simulated{Client: watchClient, Node: name, Underlay: 9000, Address: fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255),
+			Devices: map[string]int32{"flannel.1": 1450, "cni0": 1450}}
+		agents.Go(func() { _ = a.Watch(ctx, watchClient) })
+	}
+	testenv.Eventually(t, fmt.Sprintf("%d agents watching", n), 5*time.Minute, func() error {
+		w, err := watchers(ctx, env.Config)
+		if err != nil {
+			return err
+		}
+		if w < n {
+			return fmt.Errorf("%d of %d watches open", w, n)
+		}
+		return nil
+	})
+	watched, err := usageOf(apiserver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.watchRSS = watched.rss - idle.rss
+
+	metricsAddr := freeAddress(t)
+	mgr := startManager(t, managerBinary, metricsAddr)
+	before, err := apiRequests(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	policy := &mtuv1alpha1.NetworkMTUPolicy{}
+	policy.Name = label
+	mtu := int32(9000)
+	policy.Spec.Underlay.MTU = &mtu
+	policy.Spec.Encapsulation.Type = mtuv1alpha1.EncapsulationVXLAN
+	mu := intstr.Parse(maxUnavailable)
+	policy.Spec.Rollout.MaxUnavailable = &mu
+	start := time.Now()
+	if err := env.Client.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	defer removePolicy(t, label)
+	last := ""
+	testenv.Eventually(t, "the policy Ready", 60*time.Minute, func() error {
+		time.Sleep(200 * time.Millisecond) // polling is the test's own load on the API server
+		got := &mtuv1alpha1.NetworkMTUPolicy{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(policy), got); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, "Ready")
+		if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != got.Generation {
+			if s := meta.FindStatusCondition(got.Status.Conditions, "Stalled"); s != nil && s.Status == metav1.ConditionTrue {
+				t.Fatalf("Stalled: %s", s.Message)
+			}
+			if nc := meta.FindStatusCondition(got.Status.Conditions, mtuv1alpha1.ConditionNodesConverged); nc != nil && nc.Message != last && testing.Verbose() {
+				last = nc.Message
+				t.Logf("%5.1fs %s", time.Since(start).Seconds(), truncate(last, 160))
+			}
+			return errors.New("not Ready yet")
+		}
+		return nil
+	})
+	res.ready = time.Since(start)
+	after, err := apiRequests(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.requests = after.since(before)
+	res.managerWrites = res.requests.sum(func(verb, resource string) bool { return isWrite(verb) && resource == "nodemtustates" }) / float64(n)
+	res.agentWrites = res.requests.sum(func(verb, resource string) bool { return isWrite(verb) && resource == "nodemtustates/status" }) / float64(n)
+	res.policyWrites = res.requests.sum(func(verb, resource string) bool {
+		return isWrite(verb) && strings.HasPrefix(resource, "networkmtupolicies")
+	})
+	families, err := managerMetrics(ctx, metricsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.reconciles, res.reconcileTime = reconciles(families)
+
+	// Settled: nothing happens until something changes or the periodic resync comes.
+	time.Sleep(3 * time.Second)
+	quiet, err := apiRequests(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.idleRequests = quiet.since(after).sum(func(verb, _ string) bool { return verb != "WATCH" })
+	res.resync, res.resyncTime = resync(t, ctx, metricsAddr, nodeNames[0], quiet)
+
+	u, err := mgr.stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.peakRSS, res.cpu = u.peakRSS, u.cpu
+	return res
+}
+
+// resync measures one reconcile of the settled policy, as the periodic resync runs it: a
+// node's label change enqueues it at once.
+func resync(t *testing.T, ctx context.Context, metricsAddr, node string, before requests) (requests, time.Duration) {
+	t.Helper()
+	families, err := managerMetrics(ctx, metricsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count, took := reconciles(families)
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"scale-resync":"1"}}}`))
+	n := &corev1.Node{}
+	n.Name = node
+	if err := env.Client.Patch(ctx, n, patch); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "one more reconcile", time.Minute, func() error {
+		families, err = managerMetrics(ctx, metricsAddr)
+		if err != nil {
+			return err
+		}
+		if c, _ := reconciles(families); c <= count {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	_, tookAfter := reconciles(families)
+	after, err := apiRequests(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The label patch is the test's own request.
+	got := after.since(before)
+	got["PATCH nodes"]--
+	return got, tookAfter - took
+}
+
+// floor times n creates and n status writes of NodeMTUStates by 16 concurrent writers: what the
+// API server itself needs for the least a rollout must write.
+func floor(ctx context.Context, label string, n int) (time.Duration, error) {
+	start := time.Now()
+	err := parallel(ctx, n, func(ctx context.Context, i int) error {
+		s := &mtuv1alpha1.NodeMTUState{}
+		s.Name, s.Labels = fmt.Sprintf("%s-floor-%05d", label, i), map[string]string{"scale-floor": label}
+		s.Spec = mtuv1alpha1.NodeMTUStateSpec{Policy: "floor", Phase: mtuv1alpha1.PhaseObserve}
+		if err := env.Client.Create(ctx, s); err != nil {
+			return err
+		}
+		base := s.DeepCopy()
+		s.Status.UnderlayMTU, s.Status.ObservedGeneration = 9000, s.Generation
+		return env.Client.Status().Patch(ctx, s, client.MergeFrom(base))
+	})
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	return took, env.Client.DeleteAllOf(ctx, &mtuv1alpha1.NodeMTUState{}, client.MatchingLabels{"scale-floor": label})
+}
+
+// parallel runs do for 0..n-1 on 16 workers.
+func parallel(ctx context.Context, n int, do func(context.Context, int) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(writers)
+	for i := range n {
+		g.Go(func() error { return do(ctx, i) })
+	}
+	return g.Wait()
+}
+
+// flannelWorld is flannel's ConfigMap and DaemonSet as installed, at the default MTU.
+func flannelWorld(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
+	ns := &corev1.Namespace{}
+	ns.Name = "kube-flannel"
+	if err := env.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{}
+	cm.Namespace, cm.Name = "kube-flannel", "kube-flannel-cfg"
+	cm.Data = map[string]string{
+		"net-conf.json": `{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}`,
+		"cni-conf.json": `{"name": "cbr0", "cniVersion": "0.3.1", "plugins": [{"type": "flannel", "delegate": {"hairpinMode": true, "isDefaultGateway": true}}]}`,
+	}
+	err := env.Client.Create(ctx, cm)
+	if apierrors.IsAlreadyExists(err) {
+		// An earlier rollout's values and its record of the originals: back to as installed.
+		_ = env.Client.Delete(ctx, cm)
+		err = env.Client.Create(ctx, cm)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "flannel"}
+	ds := &appsv1.DaemonSet{}
+	ds.Namespace, ds.Name = "kube-flannel", "kube-flannel-ds"
+	ds.Spec.Selector = &metav1.LabelSelector{MatchLabels: labels}
+	ds.Spec.Template.Labels = labels
+	ds.Spec.Template.Spec.Containers = []corev1.Container{{Name: "kube-flannel", Image: "registry.example/flannel:v0.28.10"}}
+	if err := env.Client.Create(ctx, ds); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// ownConnection is a client with connections of its own: client-go shares one transport
+// between clients of one config unless the config asks for a custom dialer.
+func ownConnection(cfg *rest.Config) (client.WithWatch, error) {
+	c := rest.CopyConfig(cfg)
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	c.Dial = dialer.DialContext
+	c.QPS, c.Burst = -1, 0 // each real agent has its own rate limit; a shared one would throttle them all
+	return client.NewWithWatch(c, client.Options{Scheme: env.Scheme})
+}
+
+// managerProcess is the manager binary running against the test's API server.
+type managerProcess struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it has exited
+}
+
+func buildManager(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "manager")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", out, "github.com/mtu-operator/mtu-operator/cmd/manager")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the manager: %v\n%s", err, b)
+	}
+	return out
+}
+
+func startManager(t *testing.T, binary, metricsAddr string) *managerProcess {
+	t.Helper()
+	kubeconfig, err := env.AdminKubeconfig("scale-manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs, err := os.Create(filepath.Join(t.TempDir(), "manager.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "--kubeconfig", path, "--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	// The manager dies with the test binary, whatever ends it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m := &managerProcess{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(m.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-m.done
+		if t.Failed() {
+			b, _ := os.ReadFile(logs.Name())
+			t.Logf("manager log (last 4 KiB):\n%s", b[max(0, len(b)-4096):])
+		}
+		_ = logs.Close()
+	})
+	testenv.Eventually(t, "the manager serving metrics", time.Minute, func() error {
+		_, err := managerMetrics(t.Context(), metricsAddr)
+		return err
+	})
+	return m
+}
+
+// stop reads what the manager used, then stops it.
+func (m *managerProcess) stop() (usage, error) {
+	u, err := usageOf(m.cmd.Process.Pid)
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		_ = m.cmd.Process.Kill()
+	}
+	return u, err
+}
+
+// removePolicy lets the policy go without its manager: the finalizer is the manager's.
+func removePolicy(t *testing.T, name string) {
+	ctx := context.Background()
+	p := &mtuv1alpha1.NetworkMTUPolicy{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, p); err != nil {
+		return
+	}
+	base := p.DeepCopy()
+	p.Finalizers = nil
+	if err := env.Client.Patch(ctx, p, client.MergeFrom(base)); err != nil {
+		t.Errorf("removing the finalizer: %v", err)
+	}
+	if err := client.IgnoreNotFound(env.Client.Delete(ctx, p)); err != nil {
+		t.Errorf("deleting the policy: %v", err)
+	}
+}
+
+// cleanUp removes the rollout's nodes and their states (envtest has no garbage collector).
+func cleanUp(t *testing.T, label string) {
+	ctx := context.Background()
+	if err := env.Client.DeleteAllOf(ctx, &corev1.Node{}, client.MatchingLabels{"scale": label}); err != nil {
+		t.Errorf("deleting nodes: %v", err)
+	}
+	if err := env.Client.DeleteAllOf(ctx, &mtuv1alpha1.NodeMTUState{}); err != nil {
+		t.Errorf("deleting node states: %v", err)
+	}
+}
+
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func intList(t *testing.T, s string) []int {
+	t.Helper()
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			t.Fatalf("SCALE_NODES: %q is not a node count of at least 2", f)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

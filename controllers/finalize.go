@@ -64,6 +64,7 @@ func (r *NetworkMTUPolicyReconciler) finalize(ctx context.Context, policy *mtuv1
 		return 0, err
 	}
 	var pinned []string
+	var writes []specWrite
 	for i := range states.Items {
 		s := &states.Items[i]
 		if s.Spec.Policy != policy.Name {
@@ -71,15 +72,16 @@ func (r *NetworkMTUPolicyReconciler) finalize(ctx context.Context, policy *mtuv1
 		}
 		released := s.Spec
 		released.Phase, released.RouteMTU, released.Verify = mtuv1alpha1.PhaseObserve, nil, false
-		if err := r.writeNodeSpec(ctx, s, released, false); err != nil {
-			return 0, err
-		}
+		writes = append(writes, specWrite{state: s, spec: released})
 		// A node that pinned, or was asked to, confirms the release by reporting without a pin
 		// on the spec that asked for it.
 		hadPin := s.Spec.RouteMTU != nil || s.Status.RouteMTU != nil
 		if hadPin && (s.Status.RouteMTU != nil || s.Spec.RouteMTU != nil || s.Status.ObservedGeneration < s.Generation) {
 			pinned = append(pinned, s.Name)
 		}
+	}
+	if err := r.writeNodeSpecs(ctx, writes); err != nil {
+		return 0, err
 	}
 	timeout := cmp.Or(r.ReleaseTimeout, DefaultReleaseTimeout)
 	if len(pinned) > 0 && time.Since(policy.DeletionTimestamp.Time) < timeout {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -52,6 +53,8 @@ type NetworkMTUPolicyReconciler struct {
 	// custom resources).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// families are the cluster's IP families, read at most once per resyncPeriod.
+	families familiesMemo
 	// ReleaseTimeout is how long a deleted policy waits for its agents to confirm they
 	// released their route pins; DefaultReleaseTimeout when zero.
 	ReleaseTimeout time.Duration
@@ -401,6 +404,27 @@ func (r *NetworkMTUPolicyReconciler) computeMTUs(ctx context.Context, policy *mt
 // clusterFamilies reads the IP families of the kubernetes Service, which the API server
 // creates with the cluster's service families.
 func (r *NetworkMTUPolicyReconciler) clusterFamilies(ctx context.Context) ([]mtuv1alpha1.IPFamily, error) {
+	r.families.mu.Lock()
+	defer r.families.mu.Unlock()
+	if m := &r.families; !m.read.IsZero() && time.Since(m.read) < resyncPeriod {
+		return m.families, nil
+	}
+	families, err := r.readClusterFamilies(ctx)
+	if err == nil {
+		r.families.families, r.families.read = families, time.Now()
+	}
+	return families, err
+}
+
+// familiesMemo keeps the cluster's IP families between reads: they are set when the cluster is
+// made and change only when it converts to dual-stack, while a rollout reconciles many times.
+type familiesMemo struct {
+	mu       sync.Mutex
+	families []mtuv1alpha1.IPFamily
+	read     time.Time
+}
+
+func (r *NetworkMTUPolicyReconciler) readClusterFamilies(ctx context.Context) ([]mtuv1alpha1.IPFamily, error) {
 	svc := &corev1.Service{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: metav1.NamespaceDefault, Name: "kubernetes"}, svc)
 	if apierrors.IsNotFound(err) {
@@ -620,11 +644,19 @@ func CacheOptions() cache.Options {
 	for _, ns := range CNINamespaces {
 		namespaces[ns] = cache.Config{}
 	}
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}: {Namespaces: namespaces},
-		&appsv1.DaemonSet{}: {Namespaces: namespaces},
-	}}
+	return cache.Options{
+		// managedFields are a quarter of a NodeMTUState's size and the controller reads them
+		// only on the CNI's ConfigMaps (who changed them back): 5,000 nodes' copies are dropped.
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {Namespaces: namespaces, Transform: keep},
+			&appsv1.DaemonSet{}: {Namespaces: namespaces},
+		},
+	}
 }
+
+// keep caches an object as the API server sent it.
+func keep(o any) (any, error) { return o, nil }
 
 // ManagerOptions are the manager options the controller relies on: its scheme, a cache limited
 // to the CNI namespaces, and no pod cache. Callers add addresses and leader election.

@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -39,11 +41,13 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 	}
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
-	if err := r.List(ctx, nodes, client.MatchingLabelsSelector{Selector: selector}); err != nil {
+	if err := r.List(ctx, nodes, client.MatchingLabelsSelector{Selector: selector}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	var states mtuv1alpha1.NodeMTUStateList
-	if err := r.List(ctx, &states); err != nil {
+	// The cache's own objects, not copies: 5,000 deep copies per reconcile were most of its
+	// cost. Nothing below changes them; a state to be changed is copied first.
+	if err := r.List(ctx, &states, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	byName := map[string]*mtuv1alpha1.NodeMTUState{}
@@ -52,6 +56,18 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 	}
 
 	selected := map[string]bool{}
+	var missing []*metav1.PartialObjectMetadata
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if n.DeletionTimestamp == nil && byName[n.Name] == nil {
+			missing = append(missing, n)
+		}
+	}
+	created, err := r.createNodeStates(ctx, policy, missing)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(byName, created)
 	inputs := make([]migration.Node, 0, len(nodes.Items))
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
@@ -60,13 +76,6 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 		}
 		selected[n.Name] = true
 		state := byName[n.Name]
-		if state == nil {
-			created, err := r.createNodeState(ctx, policy, n)
-			if err != nil {
-				return nil, err
-			}
-			state = created
-		}
 		if state.Spec.Policy != policy.Name {
 			// Left by a policy that no longer exists (overlap was checked first): taken over.
 			state = state.DeepCopy()
@@ -84,6 +93,27 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 		}
 	}
 	return inputs, nil
+}
+
+// createNodeStates creates the states of nodes that have none, specWriters at a time.
+func (r *NetworkMTUPolicyReconciler) createNodeStates(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, nodes []*metav1.PartialObjectMetadata) (map[string]*mtuv1alpha1.NodeMTUState, error) {
+	created := make([]*mtuv1alpha1.NodeMTUState, len(nodes))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(specWriters)
+	for i, n := range nodes {
+		g.Go(func() (err error) {
+			created[i], err = r.createNodeState(gctx, policy, n)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]*mtuv1alpha1.NodeMTUState, len(created))
+	for _, s := range created {
+		out[s.Name] = s
+	}
+	return out, nil
 }
 
 func (r *NetworkMTUPolicyReconciler) createNodeState(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, node *metav1.PartialObjectMetadata) (*mtuv1alpha1.NodeMTUState, error) {
@@ -136,13 +166,6 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	if drift {
 		reverters = p.writersSince(policy.Status.Migration.ConfigWrittenAt.Time)
 	}
-	agents, err := r.findCNIAgents(ctx, policy, p)
-	if err != nil {
-		return phaseResult{}, err
-	}
-	for i := range nodes {
-		nodes[i].CNIPod = agents.byNode[nodes[i].Name]
-	}
 	in := migration.Input{
 		Policy: policy.Name, Generation: policy.Generation, DryRun: policy.Spec.Mode == mtuv1alpha1.ModeDryRun,
 		Target: plan.NodeTarget{
@@ -153,9 +176,17 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		AllowLowering:  policy.Spec.Underlay.AllowLowering,
 		UnderlayByNode: target.UnderlayByNode,
 		MaxUnavailable: policy.Spec.Rollout.MaxUnavailable,
-		Nodes:          nodes, ConfigPending: pending, PacedRestart: agents.paced, CNIRolledOut: agents.rolledOut,
-		Previous: policy.Status.Migration, Now: now,
+		Nodes: nodes, ConfigPending: pending, Previous: policy.Status.Migration, Now: now,
 	}
+	in.CNIPodsListed = migration.ListCNIPods(in)
+	agents, err := r.findCNIAgents(ctx, policy, p, in.CNIPodsListed)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	for i := range nodes {
+		nodes[i].CNIPod = agents.byNode[nodes[i].Name]
+	}
+	in.PacedRestart, in.CNIRolledOut = agents.paced, agents.rolledOut
 	if len(reverters) > 0 {
 		in.RevertedAt = &reverters[0].Time
 	}
@@ -164,12 +195,14 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	}
 	step := migration.Decide(in)
 
+	writes := make([]specWrite, 0, len(nodes))
 	for _, n := range nodes {
 		spec := step.Specs[n.Name]
 		spec.Probe.TimeoutSeconds = probeTimeoutSeconds
-		if err := r.writeNodeSpec(ctx, n.State, spec, n.RetryRequested); err != nil {
-			return phaseResult{}, err
-		}
+		writes = append(writes, specWrite{state: n.State, spec: spec, retried: n.RetryRequested})
+	}
+	if err := r.writeNodeSpecs(ctx, writes); err != nil {
+		return phaseResult{}, err
 	}
 	policy.Status.Migration = step.Migration.DeepCopy()
 	policy.Status.Nodes = step.Counts
@@ -215,8 +248,8 @@ type cniAgents struct {
 	paced, rolledOut bool
 }
 
-// findCNIAgents lists the pods of the CNI's agent DaemonSet.
-func (r *NetworkMTUPolicyReconciler) findCNIAgents(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, p cniPlan) (cniAgents, error) {
+// findCNIAgents reads the CNI's agent DaemonSet and, with listPods, lists its pods.
+func (r *NetworkMTUPolicyReconciler) findCNIAgents(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, p cniPlan, listPods bool) (cniAgents, error) {
 	daemonSets := p.daemonSets()
 	if policy.Spec.CNI.AgentRestart == mtuv1alpha1.AgentRestartNever || len(daemonSets) == 0 {
 		// Nobody restarts the agents (Never), or the Tigera operator does it on its own.
@@ -232,6 +265,9 @@ func (r *NetworkMTUPolicyReconciler) findCNIAgents(ctx context.Context, policy *
 	a := cniAgents{byNode: map[string]*migration.CNIPod{}, pods: map[string]*corev1.Pod{}, paced: true, rolledOut: ds.Status.NumberUnavailable == 0}
 	if ds.Spec.Selector == nil || len(ds.Spec.Selector.MatchLabels) == 0 {
 		a.paced, a.rolledOut = false, daemonSetRolledOut(ds)
+		return a, nil
+	}
+	if !listPods {
 		return a, nil
 	}
 	var pods corev1.PodList
@@ -284,12 +320,33 @@ func (r *NetworkMTUPolicyReconciler) restartAgentOn(ctx context.Context, policy 
 	return nil
 }
 
-// writeNodeSpec patches a node's spec when it differs, and removes a retry request it has
-// acted on; only the controller writes specs.
-func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *mtuv1alpha1.NodeMTUState, spec mtuv1alpha1.NodeMTUStateSpec, retried bool) error {
-	if equality.Semantic.DeepEqual(state.Spec, spec) && !retried {
-		return nil
+// specWriters bounds the spec writes in flight: a wave of a 5,000-node rollout is written
+// concurrently, without crowding out the agents' reports at the API server.
+const specWriters = 16
+
+// specWrite is a node's spec as a step decided it.
+type specWrite struct {
+	state   *mtuv1alpha1.NodeMTUState
+	spec    mtuv1alpha1.NodeMTUStateSpec
+	retried bool
+}
+
+// writeNodeSpecs writes the specs that differ from what the nodes have, specWriters at a time.
+func (r *NetworkMTUPolicyReconciler) writeNodeSpecs(ctx context.Context, writes []specWrite) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(specWriters)
+	for _, w := range writes {
+		if equality.Semantic.DeepEqual(w.state.Spec, w.spec) && !w.retried {
+			continue
+		}
+		g.Go(func() error { return r.writeNodeSpec(ctx, w.state, w.spec, w.retried) })
 	}
+	return g.Wait()
+}
+
+// writeNodeSpec patches a node's spec, and removes a retry request it has acted on; only the
+// controller writes specs.
+func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *mtuv1alpha1.NodeMTUState, spec mtuv1alpha1.NodeMTUStateSpec, retried bool) error {
 	current := &mtuv1alpha1.NodeMTUState{}
 	if err := r.Get(ctx, client.ObjectKeyFromObject(state), current); err != nil {
 		return err

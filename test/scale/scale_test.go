@@ -69,6 +69,8 @@ type result struct {
 	reconcileTime  time.Duration
 	requests       requests
 	watchRSS       int64 // the API server's resident memory grown by N idle watches
+	apiServerCPU   time.Duration
+	agentsCPU      time.Duration // the test process: N simulated agents and the test's polling
 	idleRequests   float64
 	resync         requests // one reconcile of the settled policy
 	resyncTime     time.Duration
@@ -97,12 +99,12 @@ func TestRollout(t *testing.T) {
 
 func table(results []result) string {
 	var b strings.Builder
-	fmt.Fprintln(&b, "| N | maxUnavailable | time to Ready | floor | ratio | manager peak RSS | manager CPU | manager writes/node | agent writes/node | policy status writes | reconciles | reconcile time | API server RSS for N watches | one resync |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| N | maxUnavailable | time to Ready | floor | ratio | manager peak RSS | manager CPU | manager writes/node | agent writes/node | policy status writes | reconciles | reconcile time | API server CPU | agents' CPU | API server RSS for N watches | one resync |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %d | %s | %.1f s | %.1f s | %.2f× | %d MiB | %.1f s | %.2f | %.2f | %.0f | %.0f | %.1f s | %d MiB | %.0f requests, %d ms |\n",
+		fmt.Fprintf(&b, "| %d | %s | %.1f s | %.1f s | %.2f× | %d MiB | %.1f s | %.2f | %.2f | %.0f | %.0f | %.1f s | %.1f s | %.1f s | %d MiB | %.0f requests, %d ms |\n",
 			r.nodes, r.maxUnavailable, r.ready.Seconds(), r.floor.Seconds(), r.ready.Seconds()/r.floor.Seconds(), r.peakRSS>>20, r.cpu.Seconds(),
-			r.managerWrites, r.agentWrites, r.policyWrites, r.reconciles, r.reconcileTime.Seconds(), r.watchRSS>>20,
+			r.managerWrites, r.agentWrites, r.policyWrites, r.reconciles, r.reconcileTime.Seconds(), r.apiServerCPU.Seconds(), r.agentsCPU.Seconds(), r.watchRSS>>20,
 			r.resync.sum(func(string, string) bool { return true }), r.resyncTime.Milliseconds())
 	}
 	fmt.Fprintln(&b, "\nRequests per node during the rollout, by verb (API server metrics):")
@@ -181,6 +183,14 @@ func rollout(t *testing.T, managerBinary string, n int, maxUnavailable string) r
 	if err != nil {
 		t.Fatal(err)
 	}
+	apiBefore, err := usageOf(apiserver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfBefore, err := usageOf(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	policy := &mtuv1alpha1.NetworkMTUPolicy{}
 	policy.Name = label
@@ -215,6 +225,15 @@ func rollout(t *testing.T, managerBinary string, n int, maxUnavailable string) r
 		return nil
 	})
 	res.ready = time.Since(start)
+	apiAfter, err := usageOf(apiserver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfAfter, err := usageOf(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.apiServerCPU, res.agentsCPU = apiAfter.cpu-apiBefore.cpu, selfAfter.cpu-selfBefore.cpu
 	after, err := apiRequests(ctx, env.Config)
 	if err != nil {
 		t.Fatal(err)

@@ -80,6 +80,10 @@ type Input struct {
 	// CNIRolledOut says whether the CNI's own rollout has finished.
 	PacedRestart bool
 	CNIRolledOut bool
+	// CNIPodsListed: the nodes' CNIPod were gathered. The controller lists the CNI's agent pods
+	// (thousands, uncached) only while a restart may be near: when the recorded phase is
+	// Configuring or RestartingCNI, or the documents need writing (ListCNIPods says so).
+	CNIPodsListed bool
 	// Previous is the migration as the policy's status recorded it.
 	Previous *mtuv1alpha1.MigrationStatus
 	Now      time.Time
@@ -364,10 +368,10 @@ func (d *decision) restartCNI() (mtuv1alpha1.MigrationPhase, bool) {
 		}
 		return mtuv1alpha1.MigrationLoweringDevices, false
 	}
-	if d.in.Now.Before(written.Add(time.Second)) {
+	if d.in.Now.Before(written.Add(time.Second)) || !d.in.CNIPodsListed {
 		// Creation times have seconds only: an agent started in the second of the write could
 		// not be told from one started before it. Restart only from the next second on, so
-		// every replacement is visibly newer than the write.
+		// every replacement is visibly newer than the write; and only knowing the agent pods.
 		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: configuration written; restarting the CNI's agents node by node%s", mtuv1alpha1.MigrationRestartingCNI, d.pinNote()))
 		d.step.Requeue = time.Second
 		return "", true
@@ -403,6 +407,24 @@ func (d *decision) restartCNI() (mtuv1alpha1.MigrationPhase, bool) {
 	d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: restarting the CNI agent on %s; %d to go%s",
 		mtuv1alpha1.MigrationRestartingCNI, plan.Bounded(append(restarting, d.step.RestartCNI...)), len(stale)-len(d.step.RestartCNI), d.pinNote()))
 	return "", true
+}
+
+// ListCNIPods says whether Decide may restart CNI agents with in, so the controller must
+// gather the CNI's agent pods first: the recorded phase is Configuring or RestartingCNI, or a
+// later one with the documents changed back (a drift correction restarts agents). A step that
+// reaches the restarts from an earlier phase waits for the next one, which has the pods.
+func ListCNIPods(in Input) bool {
+	p := in.Previous
+	if p == nil || p.Generation != in.Generation {
+		return false
+	}
+	switch p.Phase {
+	case mtuv1alpha1.MigrationConfiguring, mtuv1alpha1.MigrationRestartingCNI:
+		return true
+	case mtuv1alpha1.MigrationLoweringDevices, mtuv1alpha1.MigrationVerifying, mtuv1alpha1.MigrationReleasing, mtuv1alpha1.MigrationDone:
+		return in.ConfigPending
+	}
+	return false
 }
 
 // mayHaveReadRevert: the agent may run with values other than the operator's. After a drift

@@ -387,3 +387,46 @@ func TestRestoreGivesEachNICItsOwnOriginal(t *testing.T) {
 		}
 	}
 }
+
+// TestListCNIPods: the controller lists the CNI's agent pods (thousands, uncached) only when
+// the step may restart one; Decide never restarts an agent it was not shown.
+func TestListCNIPods(t *testing.T) {
+	at := func(generation int64, phase mtuv1alpha1.MigrationPhase) *mtuv1alpha1.MigrationStatus {
+		return &mtuv1alpha1.MigrationStatus{Generation: generation, Phase: phase}
+	}
+	tests := []struct {
+		name string
+		in   Input
+		want bool
+	}{
+		{name: "first reconcile", in: Input{Generation: 1}, want: false},
+		{name: "raising devices", in: Input{Generation: 1, Previous: at(1, mtuv1alpha1.MigrationRaisingDevices)}, want: false},
+		{name: "documents to write, devices not raised yet", in: Input{Generation: 1, ConfigPending: true, Previous: at(1, mtuv1alpha1.MigrationRaisingDevices)}, want: false},
+		{name: "documents changed back after the rollout", in: Input{Generation: 1, ConfigPending: true, Previous: at(1, mtuv1alpha1.MigrationDone)}, want: true},
+		{name: "configuring", in: Input{Generation: 1, Previous: at(1, mtuv1alpha1.MigrationConfiguring)}, want: true},
+		{name: "restarting", in: Input{Generation: 1, Previous: at(1, mtuv1alpha1.MigrationRestartingCNI)}, want: true},
+		{name: "restarting an older generation", in: Input{Generation: 2, Previous: at(1, mtuv1alpha1.MigrationRestartingCNI)}, want: false},
+		{name: "done", in: Input{Generation: 1, Previous: at(1, mtuv1alpha1.MigrationDone)}, want: false},
+	}
+	for _, tc := range tests {
+		if got := ListCNIPods(tc.in); got != tc.want {
+			t.Errorf("%s: ListCNIPods = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// Reaching the restarts without the pods, the step waits instead of taking "no pod" for
+	// "no agent on this node".
+	written := time.Unix(1000, 0)
+	in := Input{Policy: "p", Generation: 1, PacedRestart: true, CNIRolledOut: true, Now: written.Add(5 * time.Second),
+		Previous: &mtuv1alpha1.MigrationStatus{Generation: 1, Phase: mtuv1alpha1.MigrationRestartingCNI, ConfigWrittenAt: &metav1.Time{Time: written}}}
+	in.Nodes = []Node{{Name: "a", State: &mtuv1alpha1.NodeMTUState{Status: mtuv1alpha1.NodeMTUStateStatus{UnderlayMTU: 9000}}}}
+	step := Decide(in)
+	if step.Migration.Phase != mtuv1alpha1.MigrationRestartingCNI || step.Requeue == 0 {
+		t.Errorf("without the pods: phase %s, requeue %s; want RestartingCNI, waiting", step.Migration.Phase, step.Requeue)
+	}
+	in.CNIPodsListed = true
+	in.Nodes[0].CNIPod = &CNIPod{Name: "kube-flannel/a", Created: written.Add(-time.Hour), Ready: true}
+	if step := Decide(in); fmt.Sprint(step.RestartCNI) != "[a]" {
+		t.Errorf("with the pods: restarts %v, want [a]", step.RestartCNI)
+	}
+}

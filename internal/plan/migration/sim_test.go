@@ -129,9 +129,15 @@ func (s *sim) input(enc encap, mtu int32, enforce, allowLowering bool, maxUnavai
 	if enforce {
 		in.Target.UnderlayMTU = ptr.To(mtu)
 	}
+	// As the controller does: the agent pods are listed only when a restart may be near.
+	in.CNIPodsListed = ListCNIPods(in)
 	for _, n := range s.nodes {
-		pod := n.cni
-		in.Nodes = append(in.Nodes, Node{Name: n.name, State: n.state.DeepCopy(), CNIPod: &pod})
+		node := Node{Name: n.name, State: n.state.DeepCopy()}
+		if in.CNIPodsListed {
+			pod := n.cni
+			node.CNIPod = &pod
+		}
+		in.Nodes = append(in.Nodes, node)
 	}
 	return in
 }

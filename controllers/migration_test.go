@@ -281,8 +281,9 @@ func TestFailedNodeRetriedByAnnotation(t *testing.T) {
 // go, the CNI's configuration stays as written, and the policy is gone.
 func TestDeletingAPolicyReleasesItsNodes(t *testing.T) {
 	agents, _ := migrationFixture(t, "delete", 2)
-	// Node 0's change fails, so the migration holds still with every route pinned.
-	agents[0].SetRefuse(true)
+	// Node 0 changes first; node 1's change fails, so the migration holds still with both
+	// nodes pinned (each pinned at its turn).
+	agents[1].SetRefuse(true)
 	p := jumboPolicy(agents[0].Node[:len(agents[0].Node)-2], agents[0].Node[:len(agents[0].Node)-2])
 	createPolicy(t, p)
 	stalePodFixture(t, "delete-web", agents[0].Node, true)

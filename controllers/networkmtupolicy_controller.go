@@ -209,7 +209,7 @@ func assembleConditions(policy *mtuv1alpha1.NetworkMTUPolicy, details []metav1.C
 }
 
 // reconcilePhases runs the phases in order; the first whose result has a verdict ends it.
-func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, persist func(context.Context) error) (phaseResult, error) {
+func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, persist func(context.Context) error) (_ phaseResult, err error) {
 	var policies mtuv1alpha1.NetworkMTUPolicyList
 	if err := r.List(ctx, &policies); err != nil {
 		return phaseResult{}, err
@@ -230,7 +230,13 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if err != nil {
 		return phaseResult{}, err
 	}
-	outcome, err := r.computeMTUs(ctx, policy, nodeInputs(nodes))
+	// Nodes the migration did not get to still get a state, so that their agents report.
+	defer func() {
+		if err == nil {
+			err = r.createMissing(ctx, policy, nodes)
+		}
+	}()
+	outcome, err := r.computeMTUs(ctx, policy, nodeInputs(nodes.nodes))
 	if err != nil || outcome.Stalled != nil || outcome.Waiting != nil {
 		return stop(plan.Verdict{Stalled: outcome.Stalled, Progressing: outcome.Waiting}), err
 	}
@@ -264,7 +270,7 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if v := res.verdict; v.Stalled != nil || v.Progressing != nil {
 		return res, nil
 	}
-	next, err = r.remediatePods(ctx, policy, nodeInputs(nodes))
+	next, err = r.remediatePods(ctx, policy, nodeInputs(nodes.nodes))
 	return res.then(next), err
 }
 

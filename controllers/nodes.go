@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -27,10 +26,19 @@ import (
 // probeTimeoutSeconds is how long an agent's probe may take before it rolls a change back.
 const probeTimeoutSeconds = 10
 
-// gatherNodes returns the selected nodes with their state objects. Every selected node gets a
-// state object at once, watching only, so that agents report the underlay before anything
-// changes (auto-detection needs it); states of nodes no longer selected are deleted.
-func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) ([]migration.Node, error) {
+// gatheredNodes are the selected nodes with their state objects. A node without one yet has a
+// nil State and is in missing: the migration creates its state with the spec its first step
+// gives it (the interfaces to report included, so the agent reports once), or createMissing
+// creates a bare one when the reconcile stops before (auto-detection needs the agents to report
+// the underlay before anything else can be computed).
+type gatheredNodes struct {
+	nodes   []migration.Node
+	missing map[string]*metav1.PartialObjectMetadata
+}
+
+// gatherNodes returns the selected nodes with their state objects, and deletes the states of
+// nodes no longer selected.
+func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (*gatheredNodes, error) {
 	selection, err := selectionOf(policy)
 	if err != nil {
 		return nil, err
@@ -56,19 +64,7 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 	}
 
 	selected := map[string]bool{}
-	var missing []*metav1.PartialObjectMetadata
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		if n.DeletionTimestamp == nil && byName[n.Name] == nil {
-			missing = append(missing, n)
-		}
-	}
-	created, err := r.createNodeStates(ctx, policy, missing)
-	if err != nil {
-		return nil, err
-	}
-	maps.Copy(byName, created)
-	inputs := make([]migration.Node, 0, len(nodes.Items))
+	g := &gatheredNodes{nodes: make([]migration.Node, 0, len(nodes.Items)), missing: map[string]*metav1.PartialObjectMetadata{}}
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		if n.DeletionTimestamp != nil {
@@ -76,13 +72,18 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 		}
 		selected[n.Name] = true
 		state := byName[n.Name]
-		if state.Spec.Policy != policy.Name {
+		switch {
+		case state == nil:
+			g.missing[n.Name] = n
+			g.nodes = append(g.nodes, migration.Node{Name: n.Name})
+			continue
+		case state.Spec.Policy != policy.Name:
 			// Left by a policy that no longer exists (overlap was checked first): taken over.
 			state = state.DeepCopy()
 			state.Spec = mtuv1alpha1.NodeMTUStateSpec{}
 		}
 		_, retry := state.Annotations[mtuv1alpha1.RetryAnnotation]
-		inputs = append(inputs, migration.Node{Name: n.Name, State: state, RetryRequested: retry})
+		g.nodes = append(g.nodes, migration.Node{Name: n.Name, State: state, RetryRequested: retry})
 	}
 	for i := range states.Items {
 		s := &states.Items[i]
@@ -92,48 +93,54 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 			}
 		}
 	}
-	return inputs, nil
+	return g, nil
 }
 
-// createNodeStates creates the states of nodes that have none, specWriters at a time.
-func (r *NetworkMTUPolicyReconciler) createNodeStates(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, nodes []*metav1.PartialObjectMetadata) (map[string]*mtuv1alpha1.NodeMTUState, error) {
-	created := make([]*mtuv1alpha1.NodeMTUState, len(nodes))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(specWriters)
-	for i, n := range nodes {
-		g.Go(func() (err error) {
-			created[i], err = r.createNodeState(gctx, policy, n)
-			return err
-		})
+// createMissing creates, watching only, the states the reconcile did not create with a spec
+// of their first step, so that their agents report.
+func (r *NetworkMTUPolicyReconciler) createMissing(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, g *gatheredNodes) error {
+	if g == nil || len(g.missing) == 0 {
+		return nil
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	out := make(map[string]*mtuv1alpha1.NodeMTUState, len(created))
-	for _, s := range created {
-		out[s.Name] = s
-	}
-	return out, nil
-}
-
-func (r *NetworkMTUPolicyReconciler) createNodeState(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, node *metav1.PartialObjectMetadata) (*mtuv1alpha1.NodeMTUState, error) {
-	s := &mtuv1alpha1.NodeMTUState{}
-	s.Name = node.Name
-	s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
-	s.Spec = mtuv1alpha1.NodeMTUStateSpec{
+	bare := mtuv1alpha1.NodeMTUStateSpec{
 		Policy:                   policy.Name,
 		Phase:                    mtuv1alpha1.PhaseObserve,
 		UnderlayInterfacePattern: policy.Spec.Underlay.InterfacePattern,
 		PodAction:                policy.Spec.StalePods.Action,
 		Probe:                    mtuv1alpha1.NodeProbe{TimeoutSeconds: probeTimeoutSeconds},
 	}
-	if err := r.Create(ctx, s, client.FieldOwner(FieldManager)); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("NodeMTUState %s appeared meanwhile: %w", node.Name, err)
-		}
-		return nil, fmt.Errorf("creating NodeMTUState %s: %w", node.Name, err)
+	specs := make(map[string]mtuv1alpha1.NodeMTUStateSpec, len(g.missing))
+	for name := range g.missing {
+		specs[name] = bare
 	}
-	return s, nil
+	return r.createNodeStates(ctx, g, specs)
+}
+
+// createNodeStates creates the missing states with their specs, specWriters at a time, and
+// takes them off g.missing.
+func (r *NetworkMTUPolicyReconciler) createNodeStates(ctx context.Context, g *gatheredNodes, specs map[string]mtuv1alpha1.NodeMTUStateSpec) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(specWriters)
+	for name, node := range g.missing {
+		eg.Go(func() error {
+			s := &mtuv1alpha1.NodeMTUState{}
+			s.Name = name
+			s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+			s.Spec = specs[name]
+			if err := r.Create(ctx, s, client.FieldOwner(FieldManager)); err != nil {
+				if apierrors.IsAlreadyExists(err) {
+					return fmt.Errorf("NodeMTUState %s appeared meanwhile: %w", name, err)
+				}
+				return fmt.Errorf("creating NodeMTUState %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	err := eg.Wait()
+	if err == nil {
+		g.missing = nil
+	}
+	return err
 }
 
 // nodeInputs are the nodes as the plan package reads them.
@@ -150,7 +157,8 @@ func nodeInputs(nodes []migration.Node) []plan.NodeInput {
 // the agent pods to restart, and the policy's status.
 // cniOwner, when set, is the policy that writes the CNI configuration this one agrees with: this
 // one then manages its nodes only.
-func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, nodes []migration.Node, cniOwner string, persist func(context.Context) error) (phaseResult, error) {
+func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, g *gatheredNodes, cniOwner string, persist func(context.Context) error) (phaseResult, error) {
+	nodes := g.nodes
 	now := time.Now()
 	changes := p.changes()
 	pending, drift, driftWait := configPending(policy, changes, now)
@@ -196,10 +204,18 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	step := migration.Decide(in)
 
 	writes := make([]specWrite, 0, len(nodes))
+	created := map[string]mtuv1alpha1.NodeMTUStateSpec{}
 	for _, n := range nodes {
 		spec := step.Specs[n.Name]
 		spec.Probe.TimeoutSeconds = probeTimeoutSeconds
+		if n.State == nil {
+			created[n.Name] = spec
+			continue
+		}
 		writes = append(writes, specWrite{state: n.State, spec: spec, retried: n.RetryRequested})
+	}
+	if err := r.createNodeStates(ctx, g, created); err != nil {
+		return phaseResult{}, err
 	}
 	if err := r.writeNodeSpecs(ctx, writes); err != nil {
 		return phaseResult{}, err

@@ -59,7 +59,7 @@ func (r *NetworkMTUPolicyReconciler) restorePhases(ctx context.Context, policy *
 	if found.verdict != nil {
 		return skip("RestoreSkipped", "no CNI configuration to restore")
 	}
-	target, p, problem, err := r.planRestore(ctx, policy, det, nodes)
+	target, p, problem, err := r.planRestore(ctx, policy, det, nodes.nodes)
 	if err != nil || problem != nil {
 		if problem != nil {
 			return skip("RestoreImpossible", problem.Message)

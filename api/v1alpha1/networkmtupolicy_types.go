@@ -630,6 +630,13 @@ type MigrationStatus struct {
 	// restart after the correction.
 	// +optional
 	RevertedAt *metav1.Time `json:"revertedAt,omitempty"`
+	// verifyPaths: some NIC changes in this migration, so a node's probes at its turn could not
+	// all be at full size (a peer's NIC was not raised yet). Every node then checks its paths at
+	// full size once all are at their target, before the pins go. Without NIC changes each
+	// node's turn already probed at full size, and a node with nothing to change checks at its
+	// turn.
+	// +optional
+	VerifyPaths bool `json:"verifyPaths,omitempty"`
 }
 
 // NetworkMTUPolicy declares the MTU of the cluster network: the underlay MTU and the

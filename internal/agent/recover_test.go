@@ -129,8 +129,9 @@ func TestAChangeThatKeepsKillingTheAgentIsGivenUp(t *testing.T) {
 }
 
 // TestAPinIsReportedOnlyOnceInPlace: while the kernel refuses to pin the routes, the node does
-// not report the pin, so the rollout waits in Pinning instead of raising devices behind routes
-// that are not protected; once the pin lands, it goes on.
+// not report the pin, so the rollout waits (in RaisingDevices: a raise pins at each node's
+// turn) instead of writing the configuration, which would give pods the new size behind
+// routes that are not protected; once the pin lands, it goes on.
 func TestAPinIsReportedOnlyOnceInPlace(t *testing.T) {
 	flannelFixture(t)
 	n := newNode("unpinnable-1", 9000)
@@ -149,7 +150,8 @@ func TestAPinIsReportedOnlyOnceInPlace(t *testing.T) {
 		if s.Status.RouteMTU != nil {
 			t.Fatalf("the node reports a pin at %d that the kernel refused", *s.Status.RouteMTU)
 		}
-		if m := getPolicy(t, "unpinnable").Status.Migration; m == nil || (m.Phase != mtuv1alpha1.MigrationPinning && m.Phase != mtuv1alpha1.MigrationGathering) {
+		if m := getPolicy(t, "unpinnable").Status.Migration; m == nil || m.ConfigWrittenAt != nil ||
+			m.Phase != mtuv1alpha1.MigrationPinning && m.Phase != mtuv1alpha1.MigrationGathering && m.Phase != mtuv1alpha1.MigrationRaisingDevices {
 			t.Fatalf("migration %+v went on without the pin", m)
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -258,8 +258,14 @@ func (d *decision) gather() (mtuv1alpha1.MigrationPhase, bool) {
 		return mtuv1alpha1.MigrationPlanned, true
 	}
 	d.step.Migration.RoutableMTU = 0
+	d.step.Migration.VerifyPaths = d.nicsChange()
 	if d.podPathsChange() {
 		d.step.Migration.RoutableMTU = d.routable()
+		if d.onlyRaises() {
+			// Nothing shrinks: a node pins when its turn comes, in the same change, and the
+			// CNI restarts (the first pod of the new size) only once every node confirmed it.
+			return mtuv1alpha1.MigrationRaisingDevices, false
+		}
 		return mtuv1alpha1.MigrationPinning, false
 	}
 	return mtuv1alpha1.MigrationRaisingDevices, false
@@ -282,29 +288,36 @@ func (d *decision) pin() (mtuv1alpha1.MigrationPhase, bool) {
 	return mtuv1alpha1.MigrationRaisingDevices, false
 }
 
-// devices hands each node its devices' target for the phase, maxUnavailable nodes at a time,
-// and moves on once every node reached it. A failed node halts the phase.
+// devices hands each node its turn for the phase, maxUnavailable nodes changing at a time,
+// and moves on once every node reached its target and confirmed its turn: the pin, and the
+// check of its paths when it changes nothing (confirmed). A failed node halts the phase.
 func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) nodeWant, next mtuv1alpha1.MigrationPhase) (mtuv1alpha1.MigrationPhase, bool) {
 	pin := d.pinPtr()
-	var changing, pending, failed []string
+	var changing, confirming, pending, failed, pathsFailed []string
 	handed := map[string]bool{}
 	for _, n := range d.nodes {
 		w := wantOf(n)
 		d.want[n.Name] = w
 		switch {
-		case d.atWant(n, w):
 		case d.failed(n):
 			failed = append(failed, fmt.Sprintf("%s: %s", n.Name, n.State.Status.LastTransaction.Message))
-		case d.handed(n, w):
+		case d.verificationFailed(n):
+			pathsFailed = append(pathsFailed, fmt.Sprintf("%s: %s", n.Name, n.State.Status.Verification.Message))
+		case d.atWant(n, w) && d.confirmed(n, pin):
+		case d.atWant(n, w):
+			// Nothing to change: its turn pins (and checks) only, outside maxUnavailable.
+			handed[n.Name] = true
+			confirming = append(confirming, n.Name)
+		case d.handed(n, w, pin):
 			handed[n.Name] = true
 			changing = append(changing, n.Name)
 		default:
 			pending = append(pending, n.Name)
 		}
 	}
-	d.step.Counts.Failed = int32(len(failed))
+	d.step.Counts.Failed = int32(len(failed) + len(pathsFailed))
 	budget := 0
-	if len(failed) == 0 {
+	if len(failed)+len(pathsFailed) == 0 {
 		budget = max(d.maxUnavailable()-len(changing), 0)
 	}
 	handedNow := pending[:min(budget, len(pending))]
@@ -321,7 +334,8 @@ func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) n
 		case handed[n.Name] || d.atWant(n, w):
 			d.setSpec(n, mtuv1alpha1.PhaseConverge, w, pin)
 		default:
-			d.setSpec(n, d.keepPhase(n), d.previousWant(n, w), pin)
+			// Waiting for its turn: as it was, pin included.
+			d.setSpec(n, d.keepPhase(n), d.previousWant(n, w), currentPin(n))
 		}
 	}
 	if len(failed) > 0 {
@@ -329,11 +343,43 @@ func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) n
 			phase, strings.Join(failed, "; "), mtuv1alpha1.RetryAnnotation))
 		return "", true
 	}
-	if len(changing) > 0 {
-		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("%s: changing %s; %d waiting%s", phase, plan.Bounded(changing), len(pending)-len(handedNow), d.pinNote()))
+	if len(pathsFailed) > 0 {
+		d.stall(mtuv1alpha1.ReasonPathCheckFailed, fmt.Sprintf("%s stopped: %s; fix the path, then annotate the node's NodeMTUState with %s=true to check again",
+			phase, strings.Join(pathsFailed, "; "), mtuv1alpha1.RetryAnnotation))
+		return "", true
+	}
+	if len(changing)+len(confirming) > 0 {
+		msg := fmt.Sprintf("%s: changing %s; %d waiting%s", phase, plan.Bounded(changing), len(pending)-len(handedNow), d.pinNote())
+		if len(changing) == 0 {
+			msg = fmt.Sprintf("%s: waiting for %s to confirm their turn%s", phase, plan.Bounded(confirming), d.pinNote())
+		}
+		d.progress(mtuv1alpha1.ReasonRollingOut, msg)
 		return "", true
 	}
 	return next, false
+}
+
+// confirmed: the node holds the phase's pin, and checked its paths if its turn asked it to.
+func (d *decision) confirmed(n Node, pin *int32) bool {
+	if pin != nil && (n.State.Status.RouteMTU == nil || *n.State.Status.RouteMTU != *pin || !d.seenSpec(n)) {
+		return false
+	}
+	if d.verifyAtTurn(n) {
+		v := d.verification(n)
+		return v != nil && v.Passed
+	}
+	return true
+}
+
+// verifyAtTurn: the node changes nothing in this migration, so no transaction probes its
+// paths; without NIC changes its peers are at full size already, and it checks them at its
+// turn instead of in a Verifying phase of its own.
+func (d *decision) verifyAtTurn(n Node) bool {
+	if d.step.Migration.VerifyPaths || !d.atWant(n, d.finalWant(n)) {
+		return false
+	}
+	t := n.State.Status.LastTransaction
+	return t == nil || t.Outcome != mtuv1alpha1.TransactionCommitted || t.PolicyGeneration != d.in.Generation
 }
 
 // configure writes the CNI's documents once every device carries what they will hand out.
@@ -440,6 +486,10 @@ func (d *decision) mayHaveReadRevert(p *CNIPod) bool {
 // peers, before the pins go: a path that cannot carry what the nodes now send is found while
 // routes still keep packets to the routable size.
 func (d *decision) verify() (mtuv1alpha1.MigrationPhase, bool) {
+	if !d.step.Migration.VerifyPaths {
+		// No NIC changed: every node probed at full size at its turn.
+		return mtuv1alpha1.MigrationReleasing, false
+	}
 	var waiting, failed []string
 	for _, n := range d.nodes {
 		d.setSpec(n, mtuv1alpha1.PhaseConverge, d.finalWant(n), d.pinPtr())
@@ -607,8 +657,18 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 		p := *pin
 		spec.RouteMTU = &p
 	}
-	spec.Probe.Peers = d.peersOf(n, w)
-	spec.Verify = d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying
+	// Peers are chosen when the node is handed its turn (and for the final check); a node
+	// waiting, or past its turn, keeps them, so a peer's change does not rewrite its spec.
+	sameGeneration := n.State != nil && n.State.Spec.Policy == d.in.Policy && n.State.Spec.PolicyGeneration == d.in.Generation
+	handedNow := phase == mtuv1alpha1.PhaseConverge && (!sameGeneration || n.State.Spec.Phase != mtuv1alpha1.PhaseConverge ||
+		!ptr.Equal(n.State.Spec.UnderlayMTU, spec.UnderlayMTU) || !sameInterfaces(n.State.Spec.Interfaces, spec.Interfaces))
+	if !sameGeneration || handedNow || d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying || len(spec.Probe.Peers) == 0 {
+		spec.Probe.Peers = d.peersOf(n, w)
+	}
+	// Once asked in a generation, the check stays asked: the agent answers it once per attempt.
+	spec.Verify = sameGeneration && n.State.Spec.Verify ||
+		d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying && d.step.Migration.VerifyPaths ||
+		phase == mtuv1alpha1.PhaseConverge && d.verifyAtTurn(n)
 	d.step.Specs[n.Name] = spec
 }
 
@@ -684,13 +744,13 @@ func (d *decision) keepPhase(n Node) mtuv1alpha1.NodePhase {
 	return mtuv1alpha1.PhaseObserve
 }
 
-// handed: the node's spec already asks it to converge on w.
-func (d *decision) handed(n Node, w nodeWant) bool {
+// handed: the node's spec already asks it to converge on w with the pin.
+func (d *decision) handed(n Node, w nodeWant, pin *int32) bool {
 	s := n.State
 	if s == nil || s.Spec.Policy != d.in.Policy || s.Spec.PolicyGeneration != d.in.Generation || s.Spec.Phase != mtuv1alpha1.PhaseConverge {
 		return false
 	}
-	return ptr.Equal(s.Spec.UnderlayMTU, w.underlay) && sameInterfaces(s.Spec.Interfaces, w.interfaces)
+	return ptr.Equal(s.Spec.UnderlayMTU, w.underlay) && sameInterfaces(s.Spec.Interfaces, w.interfaces) && ptr.Equal(s.Spec.RouteMTU, pin)
 }
 
 // atWant: the agent reports every present interface, and the underlay when w sets it, at w.
@@ -734,6 +794,50 @@ func (d *decision) verificationFailed(n Node) bool {
 // seenSpec: the agent has reported on the spec as last written.
 func (d *decision) seenSpec(n Node) bool {
 	return n.State != nil && n.State.Status.ObservedGeneration >= n.State.Generation
+}
+
+// onlyRaises: no pod-facing device shrinks, and every node's NIC stays or grows.
+func (d *decision) onlyRaises() bool {
+	for _, n := range d.nodes {
+		for _, want := range d.in.Target.Interfaces {
+			if have, ok := interfaceMTU(n, want.Name); ok && have > want.MTU {
+				return false
+			}
+		}
+		if w := d.finalWant(n); w.underlay != nil && underlayOf(n) > *w.underlay {
+			return false
+		}
+	}
+	return d.routable() >= d.currentPodSize()
+}
+
+// currentPodSize is the smallest pod-facing device MTU now.
+func (d *decision) currentPodSize() int32 {
+	smallest := int32(0)
+	for _, n := range d.nodes {
+		for _, want := range d.in.Target.Interfaces {
+			if have, ok := interfaceMTU(n, want.Name); ok && have > 0 && (smallest == 0 || have < smallest) {
+				smallest = have
+			}
+		}
+	}
+	return smallest
+}
+
+// nicsChange: some node's NIC gets a new MTU in this migration.
+func (d *decision) nicsChange() bool {
+	for _, n := range d.nodes {
+		w := d.finalWant(n)
+		if w.underlay == nil {
+			continue
+		}
+		for _, u := range n.State.Status.Underlay {
+			if u.MTU != *w.underlay {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // podPathsChange: some pod-facing device changes, or the CNI hands out a new pod MTU: packets

@@ -114,7 +114,9 @@ func TestFailedNode(t *testing.T) {
 			t.Errorf("%s was handed the change after node-a failed", n)
 		}
 	}
-	if step.Specs["node-b"].RouteMTU == nil {
+	// A raise pins each node at its turn: node-a keeps its pin while halted; node-b and node-c,
+	// whose devices never changed, were never pinned.
+	if step.Specs["node-a"].RouteMTU == nil {
 		t.Errorf("pins released while halted")
 	}
 	if step.Counts.Failed != 1 {
@@ -428,5 +430,33 @@ func TestListCNIPods(t *testing.T) {
 	in.Nodes[0].CNIPod = &CNIPod{Name: "kube-flannel/a", Created: written.Add(-time.Hour), Ready: true}
 	if step := Decide(in); fmt.Sprint(step.RestartCNI) != "[a]" {
 		t.Errorf("with the pods: restarts %v, want [a]", step.RestartCNI)
+	}
+}
+
+// TestRaisePinsAtEachTurn: a raise pins each node in its own turn, not in a phase of its own,
+// and no CNI agent restarts (no pod gets the new size) until every node confirmed its pin.
+func TestRaisePinsAtEachTurn(t *testing.T) {
+	// NICs raised by hand to 9000; tunnels, bridges and pods still at 1450.
+	s := newSim(t, vxlan, 1500, 1500, 1500)
+	for _, n := range s.nodes {
+		n.underlay = 9000
+	}
+	s.generation = 1
+	s.node("node-b").unpinnable = true
+	input := func() Input { return s.input(vxlan, 9000, false, false, one()) }
+	step := s.run(input, 30)
+	if s.config != 1450 || step.Migration.Phase != mtuv1alpha1.MigrationRaisingDevices {
+		t.Fatalf("config %d, phase %s: went on with node-b unpinned\n%s", s.config, step.Migration.Phase, strings.Join(s.log, "\n"))
+	}
+	if p := step.Verdict.Progressing; p == nil || !strings.Contains(p.Message, "node-b") {
+		t.Errorf("verdict %+v, want waiting for node-b", step.Verdict)
+	}
+	s.node("node-b").unpinnable = false
+	s.node("node-b").state.Generation++ // the agent looks again (a link event)
+	s.checkDone(s.run(input, 30), vxlan.target(9000))
+	for _, line := range s.log {
+		if strings.Contains(line, "Pinning") {
+			t.Errorf("a raise went through a Pinning phase: %s", line)
+		}
 	}
 }

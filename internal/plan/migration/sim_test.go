@@ -41,6 +41,8 @@ type simNode struct {
 	refuse bool
 	// port is the MTU the switch port towards the node carries; 0 carries anything.
 	port int32
+	// unpinnable: the kernel refuses the route pin; the agent reports none.
+	unpinnable bool
 }
 
 // carries: the node's NIC and its switch port take a packet of size bytes.
@@ -241,7 +243,10 @@ func (s *sim) agent(n *simNode) bool {
 		s.log = append(s.log, fmt.Sprintf("%s: %s verified: %t %s", s.migration.Phase, n.name, v.Passed, v.Message))
 	}
 	n.pin = spec.RouteMTU
-	st.Status.RouteMTU = spec.RouteMTU
+	if n.unpinnable {
+		n.pin = nil
+	}
+	st.Status.RouteMTU = n.pin
 	st.Status.UnderlayMTU = n.underlay
 	st.Status.Underlay = []mtuv1alpha1.UnderlayInterface{{Name: "eth0", MTU: n.underlay, DefaultRoute: true}}
 	st.Status.UnderlayAddresses = []string{n.name}

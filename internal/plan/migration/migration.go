@@ -131,6 +131,8 @@ type decision struct {
 	step  Step
 	// want is each node's target in the current phase.
 	want map[string]nodeWant
+	// index is each node's place in nodes (by name).
+	index map[string]int
 }
 
 // nodeWant is what a node's devices must reach in a phase.
@@ -142,7 +144,10 @@ type nodeWant struct {
 func newDecision(in Input) *decision {
 	nodes := slices.Clone(in.Nodes)
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	d := &decision{in: in, nodes: nodes, want: map[string]nodeWant{}}
+	d := &decision{in: in, nodes: nodes, want: map[string]nodeWant{}, index: make(map[string]int, len(nodes))}
+	for i, n := range nodes {
+		d.index[n.Name] = i
+	}
 	d.step.Specs = map[string]mtuv1alpha1.NodeMTUStateSpec{}
 	d.step.Counts.Selected = int32(len(nodes))
 	inputs := make([]plan.NodeInput, 0, len(nodes))
@@ -676,7 +681,7 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 // don't-fragment packet that must reach it once n has changed: the smaller of n's underlay
 // after the change and the peer's underlay now.
 func (d *decision) peersOf(n Node, w nodeWant) []mtuv1alpha1.ProbePeer {
-	i := slices.IndexFunc(d.nodes, func(m Node) bool { return m.Name == n.Name })
+	i := d.index[n.Name]
 	mine := underlayOf(n)
 	if w.underlay != nil {
 		mine = *w.underlay

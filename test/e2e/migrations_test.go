@@ -246,7 +246,9 @@ func restartedSinceWrite(ctx context.Context, l *lab.Lab, p *mtuv1alpha1.Network
 }
 
 // pathsVerified: every node checked the paths to its peers at full size for the policy's
-// generation, with real don't-fragment probes, before the pins went.
+// generation, with real don't-fragment probes, before the pins went: in the Verifying phase
+// when a NIC changed, otherwise at its turn (the probes of its committed transaction, or a
+// check of its own when it had nothing to change), its peers' NICs carrying full size all along.
 func pathsVerified(ctx context.Context, l *lab.Lab) error {
 	p, err := story.Policy(ctx, l)
 	if err != nil {
@@ -256,10 +258,21 @@ func pathsVerified(ctx context.Context, l *lab.Lab) error {
 	if err := l.Client.List(ctx, &states); err != nil {
 		return err
 	}
+	verifyPhase := p.Status.Migration != nil && p.Status.Migration.VerifyPaths
 	var errs []error
 	for _, s := range states.Items {
-		if v := s.Status.Verification; v == nil || !v.Passed || v.PolicyGeneration != p.Generation {
-			errs = append(errs, fmt.Errorf("%s has no passed path check for generation %d: %+v", s.Name, p.Generation, v))
+		if v := s.Status.Verification; v != nil && v.Passed && v.PolicyGeneration == p.Generation {
+			continue
+		}
+		t := s.Status.LastTransaction
+		probedAtTurn := !verifyPhase && t != nil && t.Outcome == mtuv1alpha1.TransactionCommitted && t.PolicyGeneration == p.Generation
+		for _, peer := range s.Spec.Probe.Peers {
+			if peer.Size != s.Status.UnderlayMTU {
+				probedAtTurn = false // below full size: only a check after every NIC carries it counts
+			}
+		}
+		if !probedAtTurn || len(s.Spec.Probe.Peers) == 0 {
+			errs = append(errs, fmt.Errorf("%s has no passed path check at full size for generation %d: verification %+v, transaction %+v, peers %+v", s.Name, p.Generation, s.Status.Verification, t, s.Spec.Probe.Peers))
 		}
 	}
 	return errors.Join(errs...)

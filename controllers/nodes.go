@@ -184,7 +184,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		AllowLowering:  policy.Spec.Underlay.AllowLowering,
 		UnderlayByNode: target.UnderlayByNode,
 		MaxUnavailable: policy.Spec.Rollout.MaxUnavailable,
-		Nodes: nodes, ConfigPending: pending, Previous: policy.Status.Migration, Now: now,
+		Nodes:          nodes, ConfigPending: pending, Previous: policy.Status.Migration, Now: now,
 	}
 	in.CNIPodsListed = migration.ListCNIPods(in)
 	agents, err := r.findCNIAgents(ctx, policy, p, in.CNIPodsListed)

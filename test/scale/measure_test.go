@@ -63,8 +63,8 @@ func usageOf(pid int) (usage, error) {
 	return u, nil
 }
 
-// requests counts the API server's requests by "VERB resource[/subresource]", from its own
-// apiserver_request_total.
+// requests counts the API server's requests by "VERB resource[/subresource]", with " [code]"
+// for those it refused, from its own apiserver_request_total.
 type requests map[string]float64
 
 func apiRequests(ctx context.Context, cfg *rest.Config) (requests, error) {
@@ -78,6 +78,10 @@ func apiRequests(ctx context.Context, cfg *rest.Config) (requests, error) {
 		key := l["verb"] + " " + l["resource"]
 		if l["subresource"] != "" {
 			key += "/" + l["subresource"]
+		}
+		if !strings.HasPrefix(l["code"], "2") {
+			// Refused (a conflict, a race lost): a cost, but not a write the protocol made.
+			key += " [" + l["code"] + "]"
 		}
 		out[key] += m.GetCounter().GetValue()
 	}

@@ -667,7 +667,11 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 	sameGeneration := n.State != nil && n.State.Spec.Policy == d.in.Policy && n.State.Spec.PolicyGeneration == d.in.Generation
 	handedNow := phase == mtuv1alpha1.PhaseConverge && (!sameGeneration || n.State.Spec.Phase != mtuv1alpha1.PhaseConverge ||
 		!ptr.Equal(n.State.Spec.UnderlayMTU, spec.UnderlayMTU) || !sameInterfaces(n.State.Spec.Interfaces, spec.Interfaces))
-	if !sameGeneration || handedNow || d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying || len(spec.Probe.Peers) == 0 {
+	// A node that only reports (Observe) probes nothing: it gets peers with its turn.
+	switch {
+	case phase == mtuv1alpha1.PhaseObserve && (!sameGeneration || n.State.Spec.Phase != mtuv1alpha1.PhaseConverge):
+		spec.Probe.Peers = nil
+	case handedNow || d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying || len(spec.Probe.Peers) == 0:
 		spec.Probe.Peers = d.peersOf(n, w)
 	}
 	// Once asked in a generation, the check stays asked: the agent answers it once per attempt.

@@ -460,3 +460,23 @@ func TestRaisePinsAtEachTurn(t *testing.T) {
 		}
 	}
 }
+
+// TestWritesPerNode: a raise of the overlay (NICs already carry the new size) writes each
+// node's spec twice after creating it (its turn, the release of its pin), whatever
+// maxUnavailable: nothing a node is not told to do rewrites its spec (docs/design/scale.md).
+func TestWritesPerNode(t *testing.T) {
+	for _, maxUnavailable := range []intstr.IntOrString{intstr.FromInt32(1), intstr.FromString("50%"), intstr.FromString("100%")} {
+		s := newSim(t, vxlan, 1500, 1500, 1500, 1500)
+		for _, n := range s.nodes {
+			n.underlay = 9000
+		}
+		s.generation = 1
+		input := func() Input { return s.input(vxlan, 9000, false, false, maxUnavailable) }
+		s.checkDone(s.run(input, 100), vxlan.target(9000))
+		for _, n := range s.nodes {
+			if g := n.state.Generation; g > 3 {
+				t.Errorf("maxUnavailable %s: %s's spec written %d times after its creation, want 2 (turn, release)", maxUnavailable.String(), n.name, g-1)
+			}
+		}
+	}
+}

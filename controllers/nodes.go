@@ -367,6 +367,10 @@ func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *m
 	if err := r.Get(ctx, client.ObjectKeyFromObject(state), current); err != nil {
 		return err
 	}
+	if _, retry := current.Annotations[mtuv1alpha1.RetryAnnotation]; equality.Semantic.DeepEqual(current.Spec, spec) && !(retried && retry) {
+		// The cache caught up with an earlier write of this spec since the step was decided.
+		return nil
+	}
 	patched := current.DeepCopy()
 	patched.Spec = spec
 	if retried {

@@ -367,7 +367,8 @@ func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *m
 	if err := r.Get(ctx, client.ObjectKeyFromObject(state), current); err != nil {
 		return err
 	}
-	if _, retry := current.Annotations[mtuv1alpha1.RetryAnnotation]; equality.Semantic.DeepEqual(current.Spec, spec) && !(retried && retry) {
+	_, retryLeft := current.Annotations[mtuv1alpha1.RetryAnnotation]
+	if equality.Semantic.DeepEqual(current.Spec, spec) && (!retried || !retryLeft) {
 		// The cache caught up with an earlier write of this spec since the step was decided.
 		return nil
 	}

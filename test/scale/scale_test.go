@@ -433,7 +433,12 @@ func startManager(t *testing.T, binary, metricsAddr string) *managerProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "--kubeconfig", path, "--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0")
+	args := []string{"--kubeconfig", path, "--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0"}
+	if addr := os.Getenv("SCALE_PPROF"); addr != "" {
+		// `go tool pprof http://$SCALE_PPROF/debug/pprof/profile` while a rollout runs.
+		args = append(args, "--pprof-bind-address", addr)
+	}
+	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	// The manager dies with the test binary, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -266,7 +266,7 @@ func (d *decision) gather() (mtuv1alpha1.MigrationPhase, bool) {
 	d.step.Migration.VerifyPaths = d.nicsChange()
 	if d.podPathsChange() {
 		d.step.Migration.RoutableMTU = d.routable()
-		if d.onlyRaises() {
+		if d.onlyRaises(d.step.Migration.RoutableMTU) {
 			// Nothing shrinks: a node pins when its turn comes, in the same change, and the
 			// CNI restarts (the first pod of the new size) only once every node confirmed it.
 			return mtuv1alpha1.MigrationRaisingDevices, false
@@ -664,7 +664,7 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 	}
 	// Peers are chosen when the node is handed its turn (and for the final check); a node
 	// waiting, or past its turn, keeps them, so a peer's change does not rewrite its spec.
-	sameGeneration := n.State != nil && n.State.Spec.Policy == d.in.Policy && n.State.Spec.PolicyGeneration == d.in.Generation
+	sameGeneration := d.specOfThisGeneration(n)
 	handedNow := phase == mtuv1alpha1.PhaseConverge && (!sameGeneration || n.State.Spec.Phase != mtuv1alpha1.PhaseConverge ||
 		!ptr.Equal(n.State.Spec.UnderlayMTU, spec.UnderlayMTU) || !sameInterfaces(n.State.Spec.Interfaces, spec.Interfaces))
 	// A node that only reports (Observe) probes nothing: it gets peers with its turn.
@@ -734,7 +734,7 @@ func (d *decision) raiseWant(n Node) nodeWant {
 // previousWant keeps what a waiting node was last told, so that it changes nothing; a node
 // never told anything reports the phase's interfaces.
 func (d *decision) previousWant(n Node, w nodeWant) nodeWant {
-	if n.State == nil || n.State.Spec.Policy != d.in.Policy || n.State.Spec.PolicyGeneration != d.in.Generation || len(n.State.Spec.Interfaces) == 0 {
+	if !d.specOfThisGeneration(n) || len(n.State.Spec.Interfaces) == 0 {
 		return w
 	}
 	prev := nodeWant{interfaces: n.State.Spec.Interfaces, underlay: n.State.Spec.UnderlayMTU}
@@ -747,18 +747,23 @@ func (d *decision) previousWant(n Node, w nodeWant) nodeWant {
 // keepPhase: a node waiting for its turn keeps Converge if it had it (on its earlier target,
 // which it reached), Observe otherwise.
 func (d *decision) keepPhase(n Node) mtuv1alpha1.NodePhase {
-	if n.State != nil && n.State.Spec.Policy == d.in.Policy && n.State.Spec.PolicyGeneration == d.in.Generation && n.State.Spec.Phase == mtuv1alpha1.PhaseConverge {
+	if d.specOfThisGeneration(n) && n.State.Spec.Phase == mtuv1alpha1.PhaseConverge {
 		return mtuv1alpha1.PhaseConverge
 	}
 	return mtuv1alpha1.PhaseObserve
 }
 
+// specOfThisGeneration: the node's spec was written by this policy for this generation.
+func (d *decision) specOfThisGeneration(n Node) bool {
+	return n.State != nil && n.State.Spec.Policy == d.in.Policy && n.State.Spec.PolicyGeneration == d.in.Generation
+}
+
 // handed: the node's spec already asks it to converge on w with the pin.
 func (d *decision) handed(n Node, w nodeWant, pin *int32) bool {
-	s := n.State
-	if s == nil || s.Spec.Policy != d.in.Policy || s.Spec.PolicyGeneration != d.in.Generation || s.Spec.Phase != mtuv1alpha1.PhaseConverge {
+	if !d.specOfThisGeneration(n) || n.State.Spec.Phase != mtuv1alpha1.PhaseConverge {
 		return false
 	}
+	s := n.State
 	return ptr.Equal(s.Spec.UnderlayMTU, w.underlay) && sameInterfaces(s.Spec.Interfaces, w.interfaces) && ptr.Equal(s.Spec.RouteMTU, pin)
 }
 
@@ -805,48 +810,45 @@ func (d *decision) seenSpec(n Node) bool {
 	return n.State != nil && n.State.Status.ObservedGeneration >= n.State.Generation
 }
 
-// onlyRaises: no pod-facing device shrinks, and every node's NIC stays or grows.
-func (d *decision) onlyRaises() bool {
+// onlyRaises: no pod-facing device shrinks, every node's NIC stays or grows, and the routable
+// MTU r is no smaller than the smallest pod-facing device now (no earlier pin below it).
+func (d *decision) onlyRaises(r int32) bool {
+	smallest := int32(0)
 	for _, n := range d.nodes {
 		for _, want := range d.in.Target.Interfaces {
-			if have, ok := interfaceMTU(n, want.Name); ok && have > want.MTU {
+			have, ok := interfaceMTU(n, want.Name)
+			if ok && have > want.MTU {
 				return false
+			}
+			if ok && have > 0 && (smallest == 0 || have < smallest) {
+				smallest = have
 			}
 		}
 		if w := d.finalWant(n); w.underlay != nil && underlayOf(n) > *w.underlay {
 			return false
 		}
 	}
-	return d.routable() >= d.currentPodSize()
-}
-
-// currentPodSize is the smallest pod-facing device MTU now.
-func (d *decision) currentPodSize() int32 {
-	smallest := int32(0)
-	for _, n := range d.nodes {
-		for _, want := range d.in.Target.Interfaces {
-			if have, ok := interfaceMTU(n, want.Name); ok && have > 0 && (smallest == 0 || have < smallest) {
-				smallest = have
-			}
-		}
-	}
-	return smallest
+	return r >= smallest
 }
 
 // nicsChange: some node's NIC gets a new MTU in this migration.
 func (d *decision) nicsChange() bool {
-	for _, n := range d.nodes {
-		w := d.finalWant(n)
-		if w.underlay == nil {
-			continue
-		}
-		for _, u := range n.State.Status.Underlay {
-			if u.MTU != *w.underlay {
-				return true
-			}
+	return slices.ContainsFunc(d.nodes, func(n Node) bool { return len(d.nicChanges(n)) > 0 })
+}
+
+// nicChanges are the node's NICs whose MTU differs from the NIC target it gets, if any.
+func (d *decision) nicChanges(n Node) []mtuv1alpha1.UnderlayInterface {
+	w := d.finalWant(n)
+	if w.underlay == nil || n.State == nil {
+		return nil
+	}
+	var out []mtuv1alpha1.UnderlayInterface
+	for _, u := range n.State.Status.Underlay {
+		if u.MTU != *w.underlay {
+			out = append(out, u)
 		}
 	}
-	return false
+	return out
 }
 
 // podPathsChange: some pod-facing device changes, or the CNI hands out a new pod MTU: packets
@@ -916,12 +918,8 @@ func (d *decision) plannedChanges() []mtuv1alpha1.ConfigChange {
 	for _, n := range d.nodes {
 		resource := "Node " + n.Name
 		w := d.finalWant(n)
-		if w.underlay != nil {
-			for _, u := range n.State.Status.Underlay {
-				if u.MTU != *w.underlay {
-					out = append(out, change(resource, u.Name, u.MTU, *w.underlay))
-				}
-			}
+		for _, u := range d.nicChanges(n) {
+			out = append(out, change(resource, u.Name, u.MTU, *w.underlay))
 		}
 		for _, want := range w.interfaces {
 			if have, ok := interfaceMTU(n, want.Name); ok && have != want.MTU {

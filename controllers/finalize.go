@@ -52,6 +52,7 @@ func (r *NetworkMTUPolicyReconciler) patchFinalizers(ctx context.Context, policy
 // migration of its own. In order:
 //  1. every node observes and releases its route pins (its agent also makes the pods forget
 //     what they learnt), confirmed by its report, or after releaseTimeout for a silent node;
+//     a node whose pin the policy released already (status.pinsReleasedGeneration) has none;
 //  2. the NodeMTUStates go, so no agent acts for this policy any more;
 //  3. the stale-MTU annotations the operator put on pods go;
 //  4. the finalizer goes.
@@ -68,6 +69,11 @@ func (r *NetworkMTUPolicyReconciler) finalize(ctx context.Context, policy *mtuv1
 	for i := range states.Items {
 		s := &states.Items[i]
 		if s.Spec.Policy != policy.Name {
+			continue
+		}
+		if r := policy.Status.PinsReleasedGeneration; r > 0 && s.Spec.PolicyGeneration <= r {
+			// The policy released this spec's pin already (a finished rollout): the agent holds
+			// none, and its state can go as it is.
 			continue
 		}
 		released := s.Spec

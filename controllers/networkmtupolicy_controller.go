@@ -151,6 +151,9 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, fmt.Errorf("patching status: %w", patchErr)
 	}
 	recordMetrics(policy)
+	if m := policy.Status.Migration; m != nil {
+		log.FromContext(ctx).V(1).Info("reconciled", "phase", m.Phase, "requeue", res.requeue)
+	}
 	return ctrl.Result{RequeueAfter: res.requeue}, err
 }
 

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/plan"
@@ -185,6 +186,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		UnderlayByNode: target.UnderlayByNode,
 		MaxUnavailable: policy.Spec.Rollout.MaxUnavailable,
 		Nodes:          nodes, ConfigPending: pending, Previous: policy.Status.Migration, Now: now,
+		PinsReleased: policy.Status.PinsReleasedGeneration, ProbeTimeoutSeconds: probeTimeoutSeconds,
 	}
 	in.CNIPodsListed = migration.ListCNIPods(in)
 	agents, err := r.findCNIAgents(ctx, policy, p, in.CNIPodsListed)
@@ -203,24 +205,30 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	}
 	step := migration.Decide(in)
 
-	writes := make([]specWrite, 0, len(nodes))
+	// Only the specs the step changed: comparing every node's spec is the decision's job.
+	writes := make([]specWrite, 0, len(step.Changed))
 	created := map[string]mtuv1alpha1.NodeMTUStateSpec{}
 	for _, n := range nodes {
+		if !step.Changed[n.Name] && !n.RetryRequested {
+			continue
+		}
 		spec := step.Specs[n.Name]
-		spec.Probe.TimeoutSeconds = probeTimeoutSeconds
 		if n.State == nil {
 			created[n.Name] = spec
 			continue
 		}
 		writes = append(writes, specWrite{state: n.State, spec: spec, retried: n.RetryRequested})
 	}
+	writeStart := time.Now()
 	if err := r.createNodeStates(ctx, g, created); err != nil {
 		return phaseResult{}, err
 	}
 	if err := r.writeNodeSpecs(ctx, writes); err != nil {
 		return phaseResult{}, err
 	}
+	log.FromContext(ctx).V(1).Info("node specs written", "created", len(created), "decided", time.Since(now)-time.Since(writeStart), "wrote", time.Since(writeStart))
 	policy.Status.Migration = step.Migration.DeepCopy()
+	policy.Status.PinsReleasedGeneration = step.PinsReleased
 	policy.Status.Nodes = step.Counts
 	configApplied := r.reportConfig(policy, step, p, driftWait, reverters)
 	if cniOwner != "" && policy.Spec.Mode == mtuv1alpha1.ModeApply {

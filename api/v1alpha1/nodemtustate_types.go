@@ -122,7 +122,9 @@ type NodeMTUStateSpec struct {
 	Interfaces []ManagedInterface `json:"interfaces,omitempty"`
 	// routeMTU, while set, pins the MTU of routes via the managed interfaces to this value,
 	// so traffic between nodes that have and have not changed yet never exceeds what both
-	// carry. Cleared when every selected node has converged.
+	// carry. Once every selected node has converged, the policy releases it for the whole
+	// cluster (its status.pinsReleasedGeneration reaches policyGeneration): the spec keeps the
+	// value, and the agent holds no pin.
 	// +kubebuilder:validation:Minimum=68
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
@@ -342,8 +344,11 @@ type NodeMTUStateStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Interfaces []InterfaceState `json:"interfaces,omitempty"`
-	// routeMTU is the MTU currently pinned on routes via the managed interfaces; unset when
-	// none is pinned.
+	// routeMTU is the MTU the agent pinned on routes via the managed interfaces for this
+	// spec; unset when the spec asks for no pin. A release by the policy
+	// (status.pinsReleasedGeneration) is acted on without a report, so the node holds the pin
+	// now only while spec.policyGeneration is above that; the agent's
+	// mtu_operator_agent_route_pin_bytes metric says what it holds.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
@@ -395,7 +400,6 @@ const ConditionConverged = "Converged"
 // +kubebuilder:printcolumn:name="Pod MTU",type=integer,JSONPath=`.spec.podMTU`
 // +kubebuilder:printcolumn:name="Converged",type=string,JSONPath=`.status.conditions[?(@.type=="Converged")].status`
 // +kubebuilder:printcolumn:name="Last Change",type=string,JSONPath=`.status.lastTransaction.outcome`
-// +kubebuilder:printcolumn:name="Route Pin",type=integer,JSONPath=`.status.routeMTU`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NodeMTUState struct {
 	metav1.TypeMeta `json:",inline"`

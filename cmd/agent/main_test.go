@@ -188,7 +188,7 @@ func TestAgentInANamespace(t *testing.T) {
 	// probes (API server over TCP, a 9000-byte don't-fragment echo to the peer) pass.
 	s := get()
 	pin := int32(1450)
-	s.Spec.Phase, s.Spec.RouteMTU = mtuv1alpha1.PhaseConverge, &pin
+	s.Spec.Phase, s.Spec.RouteMTU, s.Spec.PolicyGeneration = mtuv1alpha1.PhaseConverge, &pin, 1
 	if err := env.Client.Update(ctx, s); err != nil {
 		t.Fatal(err)
 	}
@@ -209,20 +209,25 @@ func TestAgentInANamespace(t *testing.T) {
 		t.Errorf("pod route MTU %d; want it pinned to 1450", m)
 	}
 
-	// 4. The pin is released: the route takes the device's MTU again.
-	s = get()
-	s.Spec.RouteMTU = nil
-	if err := env.Client.Update(ctx, s); err != nil {
+	// 4. The policy releases the pins of generation 1 for the whole cluster, in its status: the
+	// route takes the device's MTU again, with no spec written and no report made.
+	reported := get().ResourceVersion
+	policy := &mtuv1alpha1.NetworkMTUPolicy{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "jumbo"}, policy); err != nil {
 		t.Fatal(err)
 	}
-	wait("the pin released", 30*time.Second, func(s *mtuv1alpha1.NodeMTUState) error {
-		if s.Status.RouteMTU != nil {
-			return fmt.Errorf("route pin %d", *s.Status.RouteMTU)
+	policy.Status.PinsReleasedGeneration = 1
+	if err := env.Client.Status().Update(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the pin released", 30*time.Second, func() error {
+		if m := podRouteMTU(t, ns); m != 0 {
+			return fmt.Errorf("pod route MTU %d after the release; want no MTU metric, as before", m)
 		}
 		return nil
 	})
-	if m := podRouteMTU(t, ns); m != 0 {
-		t.Errorf("pod route MTU %d after release; want no MTU metric, as before", m)
+	if s := get(); s.ResourceVersion != reported {
+		t.Errorf("the release was reported (status %+v); a release by the policy costs no write", s.Status)
 	}
 
 	// 5. The peer's NIC drops back to 1500: a change now fails its 9000-byte probe and is

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -96,11 +97,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if err := r.Get(ctx, types.NamespacedName{Name: r.NodeName}, state); err != nil {
 		if apierrors.IsNotFound(err) {
 			// No policy manages this node any more: give routes their own MTU back.
+			defer routePin.WithLabelValues(r.NodeName).Set(0)
 			return ctrl.Result{}, r.Pinner.Release()
 		}
 		return ctrl.Result{}, err
 	}
-	if orphaned, err := r.policyGone(ctx, state.Spec.Policy); err != nil || orphaned {
+	policy, orphaned, err := r.policyOf(ctx, state.Spec.Policy)
+	if err != nil || orphaned {
 		// Its policy is gone (deleted while the manager was away, or its finalizer removed by
 		// hand): nothing it asked for is enforced any more.
 		if err != nil {
@@ -128,7 +131,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		r.converge(ctx, state, u)
 	}
 	r.verifyPaths(ctx, state)
-	if err := r.pinRoutes(spec, status); err != nil {
+	if err := r.pinRoutes(spec, status, pinReleased(policy, spec)); err != nil {
 		// A CNI device that does not exist (yet) has no routes to pin; anything else is
 		// worth a log line, but the report still goes out.
 		if !errors.Is(err, netdev.ErrLinkNotFound) {
@@ -147,22 +150,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		result.RequeueAfter = min(result.RequeueAfter, podResyncPeriod)
 	}
 	status.ObservedGeneration = state.Generation
+	if equality.Semantic.DeepEqual(base.Status, state.Status) {
+		// Nothing new to say (a resync, a pod or the policy's release of the pin): no write.
+		return result, nil
+	}
 	if err := r.Status().Patch(ctx, state, client.MergeFrom(base), client.FieldOwner(FieldManager)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("reporting NodeMTUState status: %w", err)
 	}
 	return result, nil
 }
 
-// policyGone says whether the NodeMTUState's policy no longer exists.
-func (r *Reconciler) policyGone(ctx context.Context, name string) (bool, error) {
+// policyOf reads the NodeMTUState's policy from the cache; gone says it no longer exists.
+func (r *Reconciler) policyOf(ctx context.Context, name string) (policy *mtuv1alpha1.NetworkMTUPolicy, gone bool, err error) {
 	if name == "" {
-		return false, nil
+		return nil, false, nil
 	}
-	err := r.Get(ctx, types.NamespacedName{Name: name}, &mtuv1alpha1.NetworkMTUPolicy{})
+	policy = &mtuv1alpha1.NetworkMTUPolicy{}
+	err = r.Get(ctx, types.NamespacedName{Name: name}, policy)
 	if apierrors.IsNotFound(err) {
-		return true, nil
+		return nil, true, nil
 	}
-	return false, err
+	return policy, false, err
+}
+
+// pinReleased: the policy released, for the whole cluster, the pins of the spec's generation.
+func pinReleased(policy *mtuv1alpha1.NetworkMTUPolicy, spec mtuv1alpha1.NodeMTUStateSpec) bool {
+	if policy == nil {
+		return false
+	}
+	released := policy.Status.PinsReleasedGeneration
+	return released > 0 && spec.PolicyGeneration <= released
 }
 
 // releaseForGonePolicy gives routes their own MTU back and reports that nothing is enforced.
@@ -174,6 +191,7 @@ func (r *Reconciler) releaseForGonePolicy(ctx context.Context, state *mtuv1alpha
 	if err := r.Pinner.Release(); err != nil && !errors.Is(err, netdev.ErrLinkNotFound) {
 		return err
 	}
+	routePin.WithLabelValues(r.NodeName).Set(0)
 	state.Status.RouteMTU = nil
 	meta.SetStatusCondition(&state.Status.Conditions, metav1.Condition{Type: mtuv1alpha1.ConditionConverged, Status: metav1.ConditionFalse,
 		Reason: "PolicyGone", Message: fmt.Sprintf("NetworkMTUPolicy %s no longer exists: nothing is enforced here, route pins are released", state.Spec.Policy), ObservedGeneration: state.Generation})
@@ -345,18 +363,24 @@ func changesFor(spec mtuv1alpha1.NodeMTUStateSpec, u detectedUnderlay) []txn.Cha
 }
 
 // pinRoutes pins the MTU of routes through the managed interfaces while the spec asks, and
-// releases the pin when it no longer does.
-func (r *Reconciler) pinRoutes(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1alpha1.NodeMTUStateStatus) error {
-	if spec.RouteMTU == nil {
+// releases the pin when it no longer does, or when the policy released it for the whole
+// cluster (released): then the status keeps the pin it reported for the spec, so the release
+// costs no write.
+func (r *Reconciler) pinRoutes(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1alpha1.NodeMTUStateStatus, released bool) error {
+	defer func() { routePin.WithLabelValues(r.NodeName).Set(float64(r.Pinner.PinnedMTU())) }()
+	if spec.RouteMTU == nil || released {
+		held := len(r.Pinner.Remembered()) > 0
 		if err := r.Pinner.Release(); err != nil {
 			return err
 		}
-		if status.RouteMTU != nil {
+		if held || (spec.RouteMTU == nil && status.RouteMTU != nil) {
 			// Pods that sent large packets through the pin learnt its MTU and would keep it for
 			// ten minutes: forget it, so the new size works at once.
 			r.flushPodPathMTUs()
 		}
-		status.RouteMTU = nil
+		if spec.RouteMTU == nil {
+			status.RouteMTU = nil
+		}
 		return nil
 	}
 	var devices []string
@@ -470,9 +494,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, name string, linkEvents 
 		Named(name).
 		For(&mtuv1alpha1.NodeMTUState{}, builder.WithPredicates(own, predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, enqueueOwn, builder.WithPredicates(own)).
-		// Its policy going away ends what the node enforces.
+		// Its policy going away ends what the node enforces; its status releases the pins of
+		// the whole cluster at once.
 		Watches(&mtuv1alpha1.NetworkMTUPolicy{}, enqueueOwn, builder.WithPredicates(predicate.Funcs{
-			UpdateFunc: func(event.UpdateEvent) bool { return false },
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				before, ok1 := e.ObjectOld.(*mtuv1alpha1.NetworkMTUPolicy)
+				after, ok2 := e.ObjectNew.(*mtuv1alpha1.NetworkMTUPolicy)
+				return ok1 && ok2 && before.Status.PinsReleasedGeneration != after.Status.PinsReleasedGeneration
+			},
 		})).
 		Watches(&corev1.Pod{}, enqueueOwn, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			p, ok := o.(*corev1.Pod)

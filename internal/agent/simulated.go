@@ -16,7 +16,8 @@ import (
 
 // Simulated is an agent without a kernel: it follows the NodeMTUState contract as the real
 // agent does (report on every spec; with Converge, commit the spec's MTUs; pin what the spec
-// pins; check its paths when asked; never retry a failed attempt), for tests and benchmarks of the controller. It lives
+// pins until its policy releases it, which it acts on without a report; check its paths when
+// asked; never retry a failed attempt), for tests and benchmarks of the controller. It lives
 // beside the real agent and shares its report code, so the two cannot drift apart.
 type Simulated struct {
 	Client client.Client
@@ -33,6 +34,9 @@ type Simulated struct {
 
 	mu  sync.Mutex // guards the fields above once Run has started
 	pin *int32     // the route MTU pinned "in the kernel"
+	// spec is the last spec acted on; released is each policy's status.pinsReleasedGeneration.
+	spec     mtuv1alpha1.NodeMTUStateSpec
+	released map[string]int64
 	// original is the NIC's MTU before the first change, as the real agent's journal keeps it.
 	original int32
 	// stopped: the agent does not run; the node keeps what it has.
@@ -98,7 +102,33 @@ func (s *Simulated) Step(ctx context.Context) error {
 		}
 		return client.IgnoreNotFound(err)
 	}
+	if name := state.Spec.Policy; name != "" {
+		policy := &mtuv1alpha1.NetworkMTUPolicy{}
+		if err := s.Client.Get(ctx, types.NamespacedName{Name: name}, policy); err == nil {
+			s.SeePolicy(policy)
+		}
+	}
 	return s.Act(ctx, state)
+}
+
+// SeePolicy acts on the policy's release of route pins, as the real agent does on a watch
+// event of the policy: it drops a pin the policy released, and reports nothing.
+func (s *Simulated) SeePolicy(policy *mtuv1alpha1.NetworkMTUPolicy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released == nil {
+		s.released = map[string]int64{}
+	}
+	s.released[policy.Name] = policy.Status.PinsReleasedGeneration
+	if s.releasedLocked(s.spec) {
+		s.pin = nil
+	}
+}
+
+// releasedLocked: the policy released the pins of spec's generation.
+func (s *Simulated) releasedLocked(spec mtuv1alpha1.NodeMTUStateSpec) bool {
+	released := s.released[spec.Policy]
+	return spec.Policy != "" && released > 0 && spec.PolicyGeneration <= released
 }
 
 // forget: no policy manages the node any more, so routes get their own MTU back.
@@ -109,9 +139,16 @@ func (s *Simulated) forget() {
 }
 
 // Watch acts on every version of the node's NodeMTUState that the API server sends, through
-// one watch restricted to the node's own object by a field selector, as each real agent holds
-// one; it returns when ctx ends. The watch is opened again when the API server closes it.
+// one watch restricted to the node's own object by a field selector, and on every policy,
+// through a watch of them all, as each real agent's cache holds them; it returns when ctx
+// ends. The watches are opened again when the API server closes them.
 func (s *Simulated) Watch(ctx context.Context, c client.WithWatch) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.watchPolicies(ctx, c)
+	}()
+	defer func() { <-done }()
 	for ctx.Err() == nil {
 		w, err := c.Watch(ctx, &mtuv1alpha1.NodeMTUStateList{}, client.MatchingFields{"metadata.name": s.Node})
 		if err != nil {
@@ -135,6 +172,26 @@ func (s *Simulated) Watch(ctx context.Context, c client.WithWatch) error {
 		w.Stop()
 	}
 	return nil
+}
+
+// watchPolicies acts on every policy the API server sends, until ctx ends.
+func (s *Simulated) watchPolicies(ctx context.Context, c client.WithWatch) {
+	for ctx.Err() == nil {
+		w, err := c.Watch(ctx, &mtuv1alpha1.NetworkMTUPolicyList{})
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for e := range w.ResultChan() {
+			if p, ok := e.Object.(*mtuv1alpha1.NetworkMTUPolicy); ok && e.Type != watch.Deleted {
+				s.SeePolicy(p)
+			}
+		}
+		w.Stop()
+	}
 }
 
 // Act reports on state, and converges when it says so, unless the agent reported on this
@@ -167,7 +224,14 @@ func (s *Simulated) Act(ctx context.Context, state *mtuv1alpha1.NodeMTUState) er
 	if s.Address != "" {
 		status.UnderlayAddresses = []string{s.Address}
 	}
-	status.RouteMTU, s.pin = spec.RouteMTU, spec.RouteMTU
+	s.spec = spec
+	switch {
+	case spec.RouteMTU != nil && s.releasedLocked(spec):
+		// Released by the policy before the agent got to it: the status keeps what it said.
+		s.pin = nil
+	default:
+		status.RouteMTU, s.pin = spec.RouteMTU, spec.RouteMTU
+	}
 	status.Interfaces = nil
 	for _, i := range spec.Interfaces {
 		m, ok := s.Devices[i.Name]

@@ -175,7 +175,7 @@ func runMigration(t *testing.T, w *story.World, m migration) bool {
 	}
 	t.Logf("%s %s, maxUnavailable %s: %s, %d nodes, %d datagrams of %d B sent, %d lost; NodesConverged said:\n  %s",
 		w.CNI, m.name, m.maxUnavailable, elapsed.Round(time.Second), len(w.Nodes), sent, story.RoutableSize, lost, strings.Join(said, "\n  "))
-	if err := noRollbackNoPin(ctx, w.Lab); err != nil {
+	if err := errors.Join(noRollback(ctx, w.Lab), noPinLeft(ctx, w.Lab)); err != nil {
 		t.Errorf("%s: %v", m.name, err)
 	}
 	if err := pathsVerified(ctx, w.Lab); err != nil {
@@ -201,28 +201,45 @@ func untruth(ctx context.Context, w *story.World, p *mtuv1alpha1.NetworkMTUPolic
 	if p.Status.Migration == nil || p.Status.Migration.Phase != mtuv1alpha1.MigrationDone {
 		return fmt.Sprintf("Ready while the migration is in %v", p.Status.Migration)
 	}
-	if err := noRollbackNoPin(ctx, w.Lab); err != nil {
+	if p.Status.Migration.RoutableMTU > 0 && p.Status.PinsReleasedGeneration < p.Generation {
+		return fmt.Sprintf("Ready while the pins of generation %d are not released (pinsReleasedGeneration %d)", p.Generation, p.Status.PinsReleasedGeneration)
+	}
+	if err := noRollback(ctx, w.Lab); err != nil {
 		return "Ready while " + err.Error()
 	}
 	return ""
 }
 
-// noRollbackNoPin: no node pins routes and no node's last change failed.
-func noRollbackNoPin(ctx context.Context, l *lab.Lab) error {
+// noRollback: no node's last change failed.
+func noRollback(ctx context.Context, l *lab.Lab) error {
 	var states mtuv1alpha1.NodeMTUStateList
 	if err := l.Client.List(ctx, &states); err != nil {
 		return err
 	}
 	var errs []error
 	for _, s := range states.Items {
-		if s.Status.RouteMTU != nil {
-			errs = append(errs, fmt.Errorf("%s still pins routes at %d", s.Name, *s.Status.RouteMTU))
-		}
 		if t := s.Status.LastTransaction; t != nil && t.Outcome != mtuv1alpha1.TransactionCommitted {
 			errs = append(errs, fmt.Errorf("%s rolled back: %s", s.Name, t.Message))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// noPinLeft: once Ready, every node's kernel drops its pins soon, as its agent sees the
+// policy's release (no agent reports it).
+func noPinLeft(ctx context.Context, l *lab.Lab) error {
+	return l.WaitFor(ctx, "every route pin released", 15*time.Second, func(context.Context) error {
+		for _, n := range l.Nodes {
+			pinned, err := n.PinnedRoutes()
+			if err != nil {
+				return err
+			}
+			if len(pinned) > 0 {
+				return fmt.Errorf("%s still pins %v", n.Name, pinned)
+			}
+		}
+		return nil
+	})
 }
 
 // restartedSinceWrite counts the nodes whose CNI agent started after the configuration was

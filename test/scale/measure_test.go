@@ -201,3 +201,17 @@ func labelsOf(m *dto.Metric) map[string]string {
 	}
 	return out
 }
+
+// profileAPIServer writes a CPU profile of the API server over the next seconds to path.
+func profileAPIServer(ctx context.Context, path string, seconds time.Duration) {
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		return
+	}
+	raw, err := cs.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(int(seconds.Seconds()))).Timeout(seconds + time.Minute).DoRaw(ctx)
+	if err != nil {
+		_ = os.WriteFile(path+".err", []byte(err.Error()), 0o644)
+		return
+	}
+	_ = os.WriteFile(path, raw, 0o644)
+}

@@ -213,6 +213,17 @@ func (p *Pinner) Release() error {
 	return errors.Join(errs...)
 }
 
+// PinnedMTU is the MTU the Pinner holds routes at now; 0 when it holds none.
+func (p *Pinner) PinnedMTU() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pinned := 0
+	for _, o := range p.remembered {
+		pinned = max(pinned, o.Pinned)
+	}
+	return pinned
+}
+
 // Remembered returns the routes pinned and not yet released, sorted by route.
 func (p *Pinner) Remembered() []Original {
 	p.mu.Lock()

@@ -86,14 +86,21 @@ type Input struct {
 	CNIPodsListed bool
 	// Previous is the migration as the policy's status recorded it.
 	Previous *mtuv1alpha1.MigrationStatus
-	Now      time.Time
+	// PinsReleased is the policy's status.pinsReleasedGeneration: pins that specs carry for
+	// generations up to it are released, whatever the specs say.
+	PinsReleased int64
+	// ProbeTimeoutSeconds bounds each node's probe (spec.probe.timeoutSeconds).
+	ProbeTimeoutSeconds int32
+	Now                 time.Time
 }
 
 // Step is what to do now.
 type Step struct {
 	Migration mtuv1alpha1.MigrationStatus
-	// Specs is every selected node's NodeMTUState spec.
-	Specs map[string]mtuv1alpha1.NodeMTUStateSpec
+	// Specs is every selected node's NodeMTUState spec; Changed names the nodes whose spec
+	// differs from the one they have (or that have no state yet): the only ones to write.
+	Specs   map[string]mtuv1alpha1.NodeMTUStateSpec
+	Changed map[string]bool
 	// WriteConfig: write the CNI's documents now; the controller then records
 	// Migration.ConfigWrittenAt.
 	WriteConfig bool
@@ -108,7 +115,10 @@ type Step struct {
 	Verdict plan.Verdict
 	// Underlay compares the nodes' underlay MTUs.
 	Underlay plan.UnderlayReport
-	Requeue  time.Duration
+	// PinsReleased is the policy's status.pinsReleasedGeneration after the step: the release
+	// of every node's pin at once, which agents act on without a spec written or a report.
+	PinsReleased int64
+	Requeue      time.Duration
 }
 
 // Report is a condition's status, reason and message.
@@ -148,7 +158,9 @@ func newDecision(in Input) *decision {
 	for i, n := range nodes {
 		d.index[n.Name] = i
 	}
-	d.step.Specs = map[string]mtuv1alpha1.NodeMTUStateSpec{}
+	d.step.Specs = make(map[string]mtuv1alpha1.NodeMTUStateSpec, len(nodes))
+	d.step.Changed = map[string]bool{}
+	d.step.PinsReleased = in.PinsReleased
 	d.step.Counts.Selected = int32(len(nodes))
 	inputs := make([]plan.NodeInput, 0, len(nodes))
 	for _, n := range nodes {
@@ -227,7 +239,7 @@ func (d *decision) gather() (mtuv1alpha1.MigrationPhase, bool) {
 	var silent []string
 	for _, n := range d.nodes {
 		// Report the target interfaces, change nothing, keep any pin an earlier generation left.
-		d.setSpec(n, mtuv1alpha1.PhaseObserve, d.finalWant(n), currentPin(n))
+		d.setSpec(n, mtuv1alpha1.PhaseObserve, d.finalWant(n), d.currentPin(n))
 		if !reported(n, d.in.Target) {
 			silent = append(silent, n.Name)
 		}
@@ -340,7 +352,7 @@ func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) n
 			d.setSpec(n, mtuv1alpha1.PhaseConverge, w, pin)
 		default:
 			// Waiting for its turn: as it was, pin included.
-			d.setSpec(n, d.keepPhase(n), d.previousWant(n, w), currentPin(n))
+			d.setSpec(n, d.keepPhase(n), d.previousWant(n, w), d.currentPin(n))
 		}
 	}
 	if len(failed) > 0 {
@@ -529,20 +541,13 @@ func (d *decision) verification(n Node) *mtuv1alpha1.Verification {
 	return v
 }
 
-// release removes every pin once every node is at its target.
+// release releases every node's pin at once, once every node is at its target: through the
+// policy's status, which every agent watches, not by rewriting N specs (the specs keep their
+// pins, released). A release is not confirmed: an agent that cannot drop a pin keeps routes at
+// the routable MTU, which every path carries.
 func (d *decision) release() (mtuv1alpha1.MigrationPhase, bool) {
-	var pinned []string
-	for _, n := range d.nodes {
-		d.setSpec(n, mtuv1alpha1.PhaseConverge, d.finalWant(n), nil)
-		if n.State.Status.RouteMTU != nil || !d.seenSpec(n) {
-			pinned = append(pinned, n.Name)
-		}
-	}
-	if len(pinned) > 0 {
-		d.progress(mtuv1alpha1.ReasonRollingOut, fmt.Sprintf("every node is at its target; releasing route pins on %s", plan.Bounded(pinned)))
-		return "", true
-	}
-	d.step.Migration.RoutableMTU = 0
+	d.convergeAll(d.finalWant)
+	d.step.PinsReleased = max(d.step.PinsReleased, d.in.Generation)
 	return mtuv1alpha1.MigrationDone, false
 }
 
@@ -599,11 +604,12 @@ func (d *decision) progress(reason, msg string) {
 	d.step.Verdict = plan.Verdict{Progressing: &plan.Problem{Reason: reason, Message: msg}}
 }
 
-// pinPtr is the pin every node holds in the current phase: the routable MTU from pinning
-// until every node has changed, none before or after.
+// pinPtr is the pin every node's spec carries in the current phase: the routable MTU from
+// pinning on, none before. Releasing and Done keep it in the specs: the release is the
+// policy's (released), so the specs need no write.
 func (d *decision) pinPtr() *int32 {
 	switch d.step.Migration.Phase {
-	case mtuv1alpha1.MigrationGathering, mtuv1alpha1.MigrationPlanned, mtuv1alpha1.MigrationReleasing, mtuv1alpha1.MigrationDone:
+	case mtuv1alpha1.MigrationGathering, mtuv1alpha1.MigrationPlanned:
 		return nil
 	}
 	if r := d.step.Migration.RoutableMTU; r > 0 {
@@ -612,8 +618,21 @@ func (d *decision) pinPtr() *int32 {
 	return nil
 }
 
+// released: this generation's pins are released.
+func (d *decision) released() bool {
+	return d.step.PinsReleased >= d.in.Generation
+}
+
+// currentPin is the pin the node holds now: its spec's, unless the policy released it.
+func (d *decision) currentPin(n Node) *int32 {
+	if n.State == nil || d.step.PinsReleased > 0 && n.State.Spec.PolicyGeneration <= d.step.PinsReleased {
+		return nil
+	}
+	return n.State.Spec.RouteMTU
+}
+
 func (d *decision) pinNote() string {
-	if r := d.step.Migration.RoutableMTU; r > 0 {
+	if r := d.step.Migration.RoutableMTU; r > 0 && !d.released() {
 		return fmt.Sprintf("; routes pinned to MTU %d until every node has changed", r)
 	}
 	return ""
@@ -636,7 +655,9 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 	t := d.in.Target
 	spec := mtuv1alpha1.NodeMTUStateSpec{}
 	if n.State != nil && n.State.Spec.Policy == d.in.Policy {
-		spec = *n.State.Spec.DeepCopy()
+		// A shallow copy: what it points to is replaced below or kept as it is, and nothing
+		// writes through a step's specs. A decision runs for every node of every reconcile.
+		spec = n.State.Spec
 	}
 	if spec.PolicyGeneration != d.in.Generation {
 		spec.Attempt = 0
@@ -651,16 +672,16 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 	spec.PodMTU = t.PodMTU
 	spec.UnderlayInterfacePattern = t.InterfacePattern
 	spec.PodAction = t.PodAction
-	spec.Interfaces = slices.Clone(w.interfaces)
+	spec.Probe.TimeoutSeconds = d.in.ProbeTimeoutSeconds
+	spec.Interfaces = w.interfaces
+	had := spec
 	spec.UnderlayMTU = nil
 	if phase == mtuv1alpha1.PhaseConverge && w.underlay != nil {
-		u := *w.underlay
-		spec.UnderlayMTU = &u
+		spec.UnderlayMTU = sameOrCopy(had.UnderlayMTU, w.underlay)
 	}
 	spec.RouteMTU = nil
 	if pin != nil {
-		p := *pin
-		spec.RouteMTU = &p
+		spec.RouteMTU = sameOrCopy(had.RouteMTU, pin)
 	}
 	// Peers are chosen when the node is handed its turn (and for the final check); a node
 	// waiting, or past its turn, keeps them, so a peer's change does not rewrite its spec.
@@ -678,7 +699,33 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 	spec.Verify = sameGeneration && n.State.Spec.Verify ||
 		d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying && d.step.Migration.VerifyPaths ||
 		phase == mtuv1alpha1.PhaseConverge && d.verifyAtTurn(n)
+	if n.State != nil && SpecEqual(n.State.Spec, spec) {
+		d.step.Specs[n.Name] = n.State.Spec
+		delete(d.step.Changed, n.Name)
+		return
+	}
 	d.step.Specs[n.Name] = spec
+	d.step.Changed[n.Name] = true
+}
+
+// sameOrCopy is had when it holds want's value, a copy of want otherwise: a spec decided again
+// shares what did not change with the node's own, and never points into the decision.
+func sameOrCopy(had, want *int32) *int32 {
+	if had != nil && *had == *want {
+		return had
+	}
+	v := *want
+	return &v
+}
+
+// SpecEqual says whether two node specs are equal, as equality.Semantic.DeepEqual does (nil
+// and empty lists alike), without reflection: a reconcile compares every node's spec.
+func SpecEqual(a, b mtuv1alpha1.NodeMTUStateSpec) bool {
+	return a.Policy == b.Policy && a.Phase == b.Phase && a.PolicyGeneration == b.PolicyGeneration &&
+		a.UnderlayInterfacePattern == b.UnderlayInterfacePattern && ptr.Equal(a.UnderlayMTU, b.UnderlayMTU) &&
+		a.PodMTU == b.PodMTU && slices.Equal(a.Interfaces, b.Interfaces) && ptr.Equal(a.RouteMTU, b.RouteMTU) &&
+		a.Probe.APIServer == b.Probe.APIServer && slices.Equal(a.Probe.Peers, b.Probe.Peers) && a.Probe.TimeoutSeconds == b.Probe.TimeoutSeconds &&
+		a.PodAction == b.PodAction && a.Verify == b.Verify && a.Attempt == b.Attempt
 }
 
 // peersOf picks up to maxPeers other nodes, following n in name order, each with the largest
@@ -707,7 +754,8 @@ func (d *decision) peersOf(n Node, w nodeWant) []mtuv1alpha1.ProbePeer {
 
 // finalWant is the node's target at the end of the migration.
 func (d *decision) finalWant(n Node) nodeWant {
-	w := nodeWant{interfaces: slices.Clone(d.in.Target.Interfaces)}
+	// The target's own list, shared: a want is read, never written (raiseWant copies first).
+	w := nodeWant{interfaces: d.in.Target.Interfaces}
 	if u, ok := d.in.UnderlayByNode[n.Name]; ok && d.in.Enforce {
 		w.underlay = &u
 	} else if d.in.Enforce && d.in.DeclaredUnderlay != nil {
@@ -720,8 +768,12 @@ func (d *decision) finalWant(n Node) nodeWant {
 // what it has and its target, so nothing shrinks before the configuration did.
 func (d *decision) raiseWant(n Node) nodeWant {
 	w := d.finalWant(n)
+	copied := false
 	for i, want := range w.interfaces {
 		if have, ok := interfaceMTU(n, want.Name); ok && have > want.MTU {
+			if !copied {
+				w.interfaces, copied = slices.Clone(w.interfaces), true
+			}
 			w.interfaces[i].MTU = have
 		}
 	}
@@ -947,13 +999,6 @@ func reported(n Node, t plan.NodeTarget) bool {
 		}
 	}
 	return true
-}
-
-func currentPin(n Node) *int32 {
-	if n.State == nil {
-		return nil
-	}
-	return n.State.Spec.RouteMTU
 }
 
 func interfaceMTU(n Node, name string) (int32, bool) {

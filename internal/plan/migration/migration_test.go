@@ -116,7 +116,7 @@ func TestFailedNode(t *testing.T) {
 	}
 	// A raise pins each node at its turn: node-a keeps its pin while halted; node-b and node-c,
 	// whose devices never changed, were never pinned.
-	if step.Specs["node-a"].RouteMTU == nil {
+	if step.Specs["node-a"].RouteMTU == nil || step.PinsReleased != 0 {
 		t.Errorf("pins released while halted")
 	}
 	if step.Counts.Failed != 1 {
@@ -261,7 +261,7 @@ func TestCNIPodNotBack(t *testing.T) {
 	if step.Verdict.Stalled == nil || step.Verdict.Stalled.Reason != mtuv1alpha1.ReasonCNIAgentDown || !strings.Contains(step.Verdict.Stalled.Message, "node-a (pod ") {
 		t.Errorf("after %s: verdict %+v, want Stalled naming node-a's pod", CNIAgentTimeout, step.Verdict)
 	}
-	if step.Specs["node-b"].RouteMTU == nil {
+	if step.Specs["node-b"].RouteMTU == nil || step.PinsReleased != 0 {
 		t.Errorf("pins released while the CNI restarts")
 	}
 }
@@ -287,7 +287,7 @@ func TestVerifyFindsABlackHole(t *testing.T) {
 		t.Fatalf("phase %s verdict %+v, want PathCheckFailed naming node-a's 9000-byte check to node-b\n%s", step.Migration.Phase, step.Verdict, strings.Join(s.log, "\n"))
 	}
 	for name, spec := range step.Specs {
-		if spec.RouteMTU == nil {
+		if spec.RouteMTU == nil || step.PinsReleased >= s.generation {
 			t.Errorf("%s released its pin with a black hole in the cluster", name)
 		}
 	}
@@ -462,8 +462,10 @@ func TestRaisePinsAtEachTurn(t *testing.T) {
 }
 
 // TestWritesPerNode: a raise of the overlay (NICs already carry the new size) writes each
-// node's spec twice after creating it (its turn, the release of its pin), whatever
-// maxUnavailable: nothing a node is not told to do rewrites its spec (docs/design/scale.md).
+// node's spec once after creating it (its turn, pin included), and its agent reports twice,
+// whatever maxUnavailable: the
+// pins are released by the policy's status, and nothing a node is not told to do rewrites its
+// spec (docs/design/scale.md).
 func TestWritesPerNode(t *testing.T) {
 	for _, maxUnavailable := range []intstr.IntOrString{intstr.FromInt32(1), intstr.FromString("50%"), intstr.FromString("100%")} {
 		s := newSim(t, vxlan, 1500, 1500, 1500, 1500)
@@ -474,8 +476,11 @@ func TestWritesPerNode(t *testing.T) {
 		input := func() Input { return s.input(vxlan, 9000, false, false, maxUnavailable) }
 		s.checkDone(s.run(input, 100), vxlan.target(9000))
 		for _, n := range s.nodes {
-			if g := n.state.Generation; g > 3 {
-				t.Errorf("maxUnavailable %s: %s's spec written %d times after its creation, want 2 (turn, release)", maxUnavailable.String(), n.name, g-1)
+			if g := n.state.Generation; g > 2 {
+				t.Errorf("maxUnavailable %s: %s's spec written %d times after its creation, want 1 (its turn)", maxUnavailable.String(), n.name, g-1)
+			}
+			if n.reports > 2 {
+				t.Errorf("maxUnavailable %s: %s's agent reported %d times, want 2 (its interfaces, its turn)", maxUnavailable.String(), n.name, n.reports)
 			}
 		}
 	}

@@ -43,6 +43,8 @@ type simNode struct {
 	port int32
 	// unpinnable: the kernel refuses the route pin; the agent reports none.
 	unpinnable bool
+	// reports counts the agent's status writes.
+	reports int
 }
 
 // carries: the node's NIC and its switch port take a packet of size bytes.
@@ -74,14 +76,16 @@ func (e encap) target(underlay int32) plan.NodeTarget {
 
 // sim is a cluster, its CNI configuration and the controller's policy status.
 type sim struct {
-	t          *testing.T
-	nodes      []*simNode
-	config     int32 // the pod MTU the CNI's documents hand out
-	configEnc  encap
-	migration  *mtuv1alpha1.MigrationStatus
-	now        time.Time
-	generation int64
-	log        []string
+	t         *testing.T
+	nodes     []*simNode
+	config    int32 // the pod MTU the CNI's documents hand out
+	configEnc encap
+	migration *mtuv1alpha1.MigrationStatus
+	// pinsReleased is the policy's status.pinsReleasedGeneration, which every agent watches.
+	pinsReleased int64
+	now          time.Time
+	generation   int64
+	log          []string
 	// maxChanging is the most nodes that were changing devices or restarting their CNI agent
 	// at one moment.
 	maxChanging int
@@ -127,6 +131,7 @@ func (s *sim) input(enc encap, mtu int32, enforce, allowLowering bool, maxUnavai
 		Policy: policy, Generation: s.generation, Target: enc.target(mtu), DeclaredUnderlay: ptr.To(mtu),
 		Enforce: enforce, AllowLowering: allowLowering, MaxUnavailable: &maxUnavailable,
 		ConfigPending: s.config != mtu-enc.overhead || s.configEnc != enc, PacedRestart: true, Previous: s.migration, Now: s.now,
+		PinsReleased: s.pinsReleased,
 	}
 	if enforce {
 		in.Target.UnderlayMTU = ptr.To(mtu)
@@ -149,6 +154,10 @@ func (s *sim) round(in Input) Step {
 	s.t.Helper()
 	step := Decide(in)
 	s.migration = step.Migration.DeepCopy()
+	if step.PinsReleased < s.pinsReleased {
+		s.t.Fatalf("pinsReleasedGeneration went back from %d to %d", s.pinsReleased, step.PinsReleased)
+	}
+	s.pinsReleased = step.PinsReleased
 	for _, n := range s.nodes {
 		spec, ok := step.Specs[n.name]
 		if !ok {
@@ -186,6 +195,7 @@ func (s *sim) round(in Input) Step {
 		if s.agent(n) {
 			changing++
 		}
+		s.watchPolicy(n)
 	}
 	s.maxChanging = max(s.maxChanging, changing)
 	s.checkPaths()
@@ -242,11 +252,17 @@ func (s *sim) agent(n *simNode) bool {
 		st.Status.Verification = v
 		s.log = append(s.log, fmt.Sprintf("%s: %s verified: %t %s", s.migration.Phase, n.name, v.Passed, v.Message))
 	}
-	n.pin = spec.RouteMTU
-	if n.unpinnable {
+	switch {
+	case spec.RouteMTU != nil && s.pinsReleased > 0 && spec.PolicyGeneration <= s.pinsReleased:
+		// Released by the policy before the agent got to it: nothing to pin, nothing to say.
 		n.pin = nil
+	case n.unpinnable:
+		n.pin = nil
+		st.Status.RouteMTU = nil
+	default:
+		n.pin = spec.RouteMTU
+		st.Status.RouteMTU = n.pin
 	}
-	st.Status.RouteMTU = n.pin
 	st.Status.UnderlayMTU = n.underlay
 	st.Status.Underlay = []mtuv1alpha1.UnderlayInterface{{Name: "eth0", MTU: n.underlay, DefaultRoute: true}}
 	st.Status.UnderlayAddresses = []string{n.name}
@@ -256,7 +272,18 @@ func (s *sim) agent(n *simNode) bool {
 		st.Status.Interfaces = append(st.Status.Interfaces, mtuv1alpha1.InterfaceState{Name: i.Name, MTU: m, Present: ok})
 	}
 	st.Status.ObservedGeneration = st.Generation
+	n.reports++
 	return changed
+}
+
+// watchPolicy acts as the agent does on the policy's release of its spec's pin: it drops the
+// pin, and reports nothing.
+func (s *sim) watchPolicy(n *simNode) {
+	if n.silent || n.state == nil || n.pin == nil || n.state.Spec.PolicyGeneration > s.pinsReleased {
+		return
+	}
+	n.pin = nil
+	s.log = append(s.log, fmt.Sprintf("%s: %s released its pin (the policy's status)", s.migration.Phase, n.name))
 }
 
 // probe sends a don't-fragment packet of each peer's size both ways, as the agent's probe

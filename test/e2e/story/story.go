@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -128,15 +127,24 @@ func (w *World) Await(ctx context.Context, s Step) error {
 	})
 }
 
-// routesPinned checks that every node reports its routes pinned at mtu (0: none pinned).
-func (w *World) routesPinned(ctx context.Context, mtu int32) error {
-	var states mtuv1alpha1.NodeMTUStateList
-	if err := w.Client.List(ctx, &states); err != nil {
-		return err
-	}
-	for _, s := range states.Items {
-		if got := ptr.Deref(s.Status.RouteMTU, 0); got != mtu {
-			return fmt.Errorf("%s reports routes pinned at %d, want %d", s.Name, got, mtu)
+// routesPinned checks, in each node's kernel, that its routes are pinned at mtu (0: none
+// pinned). The kernel, not the status: the policy releases pins without the agents reporting.
+func (w *World) routesPinned(_ context.Context, mtu int32) error {
+	for _, n := range w.Nodes {
+		pinned, err := n.PinnedRoutes()
+		if err != nil {
+			return err
+		}
+		switch {
+		case mtu == 0 && len(pinned) > 0:
+			return fmt.Errorf("%s pins %v, want no pin", n.Name, pinned)
+		case mtu > 0 && len(pinned) == 0:
+			return fmt.Errorf("%s pins no route, want %d", n.Name, mtu)
+		}
+		for _, r := range pinned {
+			if mtu > 0 && !strings.HasSuffix(r, fmt.Sprintf(" mtu %d", mtu)) {
+				return fmt.Errorf("%s pins %s, want %d", n.Name, r, mtu)
+			}
 		}
 	}
 	return nil

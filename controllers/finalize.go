@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -52,7 +53,7 @@ func (r *NetworkMTUPolicyReconciler) patchFinalizers(ctx context.Context, policy
 // migration of its own. In order:
 //  1. every node observes and releases its route pins (its agent also makes the pods forget
 //     what they learnt), confirmed by its report, or after releaseTimeout for a silent node;
-//     a node whose pin the policy released already (status.pinsReleasedGeneration) has none;
+//     a node whose pin was released already (the NetworkMTUTransition) has none;
 //  2. the NodeMTUStates go, so no agent acts for this policy any more;
 //  3. the stale-MTU annotations the operator put on pods go;
 //  4. the finalizer goes.
@@ -64,6 +65,11 @@ func (r *NetworkMTUPolicyReconciler) finalize(ctx context.Context, policy *mtuv1
 	if err := r.List(ctx, &states); err != nil {
 		return 0, err
 	}
+	// Read, not cached: a restore may have released the pins in this very reconcile.
+	transition := &mtuv1alpha1.NetworkMTUTransition{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: policy.Name}, transition); client.IgnoreNotFound(err) != nil {
+		return 0, err
+	}
 	var pinned []string
 	var writes []specWrite
 	for i := range states.Items {
@@ -71,7 +77,7 @@ func (r *NetworkMTUPolicyReconciler) finalize(ctx context.Context, policy *mtuv1
 		if s.Spec.Policy != policy.Name {
 			continue
 		}
-		if r := policy.Status.PinsReleasedGeneration; r > 0 && s.Spec.PolicyGeneration <= r {
+		if r := transition.Spec.PinsReleasedGeneration; r > 0 && s.Spec.PolicyGeneration <= r {
 			// The policy released this spec's pin already (a finished rollout): the agent holds
 			// none, and its state can go as it is.
 			continue
@@ -104,6 +110,11 @@ func (r *NetworkMTUPolicyReconciler) finalize(ctx context.Context, policy *mtuv1
 		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
 			return 0, fmt.Errorf("deleting NodeMTUState %s: %w", s.Name, err)
 		}
+	}
+	// Owned by the policy, it would go with it; deleted here so that it goes where nothing
+	// collects garbage too.
+	if err := r.Delete(ctx, &mtuv1alpha1.NetworkMTUTransition{ObjectMeta: metav1.ObjectMeta{Name: policy.Name}}); client.IgnoreNotFound(err) != nil {
+		return 0, fmt.Errorf("deleting NetworkMTUTransition %s: %w", policy.Name, err)
 	}
 	if err := r.clearStaleAnnotations(ctx); err != nil {
 		return 0, err

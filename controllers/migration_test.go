@@ -195,6 +195,12 @@ func jumboPolicy(name, selector string) *mtuv1alpha1.NetworkMTUPolicy {
 func TestPacedMigration(t *testing.T) {
 	agents, ds := migrationFixture(t, "paced", 3)
 	p := jumboPolicy(agents[0].Node[:len(agents[0].Node)-2], agents[0].Node[:len(agents[0].Node)-2])
+	// An earlier policy of the same name left its transition, pins of generation 1 released
+	// (deleted where no garbage collector runs): it is not this policy's.
+	stale := &mtuv1alpha1.NetworkMTUTransition{ObjectMeta: metav1.ObjectMeta{Name: p.Name}, Spec: mtuv1alpha1.NetworkMTUTransitionSpec{Policy: p.Name, PinsReleasedGeneration: 1}}
+	if err := env.Client.Create(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
 	createPolicy(t, p)
 
 	// Until every NIC carries 9000, the configuration waits.
@@ -232,10 +238,14 @@ func TestPacedMigration(t *testing.T) {
 		t.Logf("migration %+v", got.Status.Migration)
 		t.Errorf("CNI agents restarted %v, at most %d at once; want each node once, one at a time", restarts, down)
 	}
-	// The pins go for the whole cluster at once, through the policy's status, which every
+	// The pins go for the whole cluster at once, through the policy's transition, which every
 	// agent watches: no spec is rewritten for it.
-	if got.Status.PinsReleasedGeneration != got.Generation {
-		t.Errorf("pinsReleasedGeneration %d, want %d", got.Status.PinsReleasedGeneration, got.Generation)
+	transition := &mtuv1alpha1.NetworkMTUTransition{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: p.Name}, transition); err != nil {
+		t.Fatal(err)
+	}
+	if transition.Spec.PinsReleasedGeneration != got.Generation {
+		t.Errorf("pinsReleasedGeneration %d, want %d", transition.Spec.PinsReleasedGeneration, got.Generation)
 	}
 	eventually(t, "every agent released its pin", func() error {
 		for _, a := range agents {

@@ -63,6 +63,7 @@ type NetworkMTUPolicyReconciler struct {
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtutransitions,verbs=get;list;watch;create;patch;delete
 // The manager writes only the CNI objects it edits (resourceNames); what RBAC cannot say (on
 // pods only the stale-MTU annotation and only the CNI agents' deletion, on DaemonSets only the
 // restart annotation) config/rbac/manager_policy.yaml, an admission policy, does.
@@ -633,6 +634,7 @@ func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.ConfigMap{}, allPolicies, builder.WithPredicates(cniConfigMaps)).
 		Watches(&corev1.Node{}, allPolicies, builder.OnlyMetadata, builder.WithPredicates(nodeLabelsChanged)).
 		Watches(&mtuv1alpha1.NodeMTUState{}, handler.EnqueueRequestsFromMapFunc(policyOfNodeState)).
+		Owns(&mtuv1alpha1.NetworkMTUTransition{}).
 		Named("networkmtupolicy").
 		Complete(r)
 }

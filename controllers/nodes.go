@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
@@ -161,6 +162,12 @@ func nodeInputs(nodes []migration.Node) []plan.NodeInput {
 func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, det detected, target plan.CNITarget, p cniPlan, g *gatheredNodes, cniOwner string, persist func(context.Context) error) (phaseResult, error) {
 	nodes := g.nodes
 	now := time.Now()
+	// The transition exists before any node's state does: an agent reads its pins' release
+	// there.
+	transition, err := r.ensureTransition(ctx, policy)
+	if err != nil {
+		return phaseResult{}, err
+	}
 	changes := p.changes()
 	pending, drift, driftWait := configPending(policy, changes, now)
 	if cniOwner != "" {
@@ -186,7 +193,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		UnderlayByNode: target.UnderlayByNode,
 		MaxUnavailable: policy.Spec.Rollout.MaxUnavailable,
 		Nodes:          nodes, ConfigPending: pending, Previous: policy.Status.Migration, Now: now,
-		PinsReleased: policy.Status.PinsReleasedGeneration, ProbeTimeoutSeconds: probeTimeoutSeconds,
+		PinsReleased: transition.Spec.PinsReleasedGeneration, ProbeTimeoutSeconds: probeTimeoutSeconds,
 	}
 	in.CNIPodsListed = migration.ListCNIPods(in)
 	agents, err := r.findCNIAgents(ctx, policy, p, in.CNIPodsListed)
@@ -227,8 +234,10 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		return phaseResult{}, err
 	}
 	log.FromContext(ctx).V(1).Info("node specs written", "created", len(created), "decided", time.Since(now)-time.Since(writeStart), "wrote", time.Since(writeStart))
+	if err := r.releasePins(ctx, transition, step.PinsReleased); err != nil {
+		return phaseResult{}, err
+	}
 	policy.Status.Migration = step.Migration.DeepCopy()
-	policy.Status.PinsReleasedGeneration = step.PinsReleased
 	policy.Status.Nodes = step.Counts
 	configApplied := r.reportConfig(policy, step, p, driftWait, reverters)
 	if cniOwner != "" && policy.Spec.Mode == mtuv1alpha1.ModeApply {
@@ -464,4 +473,46 @@ func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkM
 	default:
 		return detail(mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, mtuv1alpha1.ReasonUnderlayMatches, fmt.Sprintf("all %d reporting nodes have underlay MTU %d", u.Reported, u.Expected))
 	}
+}
+
+// ensureTransition reads the policy's NetworkMTUTransition, creating it (owned by the policy,
+// so that it goes with it) when it does not exist. One left by an earlier policy of the same
+// name (deleted where no garbage collector ran) is replaced: its releases are not this one's.
+func (r *NetworkMTUPolicyReconciler) ensureTransition(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (*mtuv1alpha1.NetworkMTUTransition, error) {
+	t := &mtuv1alpha1.NetworkMTUTransition{}
+	err := r.Get(ctx, client.ObjectKey{Name: policy.Name}, t)
+	switch {
+	case err == nil && metav1.IsControlledBy(t, policy):
+		return t, nil
+	case err == nil:
+		uid := t.UID
+		if err := r.Delete(ctx, t, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("replacing the NetworkMTUTransition %s an earlier policy left: %w", policy.Name, err)
+		}
+	case !apierrors.IsNotFound(err):
+		return nil, err
+	}
+	t = &mtuv1alpha1.NetworkMTUTransition{}
+	t.Name, t.Spec.Policy = policy.Name, policy.Name
+	if err := controllerutil.SetControllerReference(policy, t, r.Scheme()); err != nil {
+		return nil, err
+	}
+	if err := r.Create(ctx, t, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating NetworkMTUTransition %s: %w", policy.Name, err)
+	}
+	return t, nil
+}
+
+// releasePins releases the pins of every node at once, up to generation released, with one
+// write that every agent watches.
+func (r *NetworkMTUPolicyReconciler) releasePins(ctx context.Context, t *mtuv1alpha1.NetworkMTUTransition, released int64) error {
+	if released <= t.Spec.PinsReleasedGeneration {
+		return nil
+	}
+	patched := t.DeepCopy()
+	patched.Spec.PinsReleasedGeneration = released
+	if err := r.Patch(ctx, patched, client.MergeFromWithOptions(t, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
+		return fmt.Errorf("releasing the route pins in NetworkMTUTransition %s: %w", t.Name, err)
+	}
+	return nil
 }

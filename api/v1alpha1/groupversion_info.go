@@ -22,7 +22,7 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &NetworkMTUPolicy{}, &NetworkMTUPolicyList{}, &NodeMTUState{}, &NodeMTUStateList{})
+	scheme.AddKnownTypes(GroupVersion, &NetworkMTUPolicy{}, &NetworkMTUPolicyList{}, &NodeMTUState{}, &NodeMTUStateList{}, &NetworkMTUTransition{}, &NetworkMTUTransitionList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

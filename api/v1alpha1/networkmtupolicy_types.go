@@ -495,14 +495,6 @@ type NetworkMTUPolicyStatus struct {
 	// +optional
 	Migration *MigrationStatus `json:"migration,omitempty"`
 
-	// pinsReleasedGeneration releases, for the whole cluster at once, the route pins that this
-	// policy's NodeMTUState specs carry for policy generations up to and including it: each
-	// agent watches the policy and drops such a pin without a spec written or a report made
-	// (docs/design/scale.md). It only grows.
-	// +kubebuilder:validation:Minimum=0
-	// +optional
-	PinsReleasedGeneration int64 `json:"pinsReleasedGeneration,omitempty"`
-
 	// podMTUHistory are the pod MTUs this policy computed before, newest first, so a pod
 	// still at one of them can be explained ("1450 predates the switch from VXLAN to None").
 	// +listType=atomic

@@ -122,9 +122,9 @@ type NodeMTUStateSpec struct {
 	Interfaces []ManagedInterface `json:"interfaces,omitempty"`
 	// routeMTU, while set, pins the MTU of routes via the managed interfaces to this value,
 	// so traffic between nodes that have and have not changed yet never exceeds what both
-	// carry. Once every selected node has converged, the policy releases it for the whole
-	// cluster (its status.pinsReleasedGeneration reaches policyGeneration): the spec keeps the
-	// value, and the agent holds no pin.
+	// carry. Once every selected node has converged, it is released for the whole cluster at
+	// once (the policy's NetworkMTUTransition: pinsReleasedGeneration reaches policyGeneration):
+	// the spec keeps the value, and the agent holds no pin.
 	// +kubebuilder:validation:Minimum=68
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
@@ -345,9 +345,9 @@ type NodeMTUStateStatus struct {
 	// +optional
 	Interfaces []InterfaceState `json:"interfaces,omitempty"`
 	// routeMTU is the MTU the agent pinned on routes via the managed interfaces for this
-	// spec; unset when the spec asks for no pin. A release by the policy
-	// (status.pinsReleasedGeneration) is acted on without a report, so the node holds the pin
-	// now only while spec.policyGeneration is above that; the agent's
+	// spec; unset when the spec asks for no pin. A release for the whole cluster (the policy's
+	// NetworkMTUTransition) is acted on without a report, so the node holds the pin now only
+	// while spec.policyGeneration is above its pinsReleasedGeneration; the agent's
 	// mtu_operator_agent_route_pin_bytes metric says what it holds.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=65535

@@ -209,17 +209,15 @@ func TestAgentInANamespace(t *testing.T) {
 		t.Errorf("pod route MTU %d; want it pinned to 1450", m)
 	}
 
-	// 4. The policy releases the pins of generation 1 for the whole cluster, in its status: the
+	// 4. The policy's transition releases the pins of generation 1 for the whole cluster: the
 	// route takes the device's MTU again, with no spec written and no report made.
 	reported := get().ResourceVersion
-	policy := &mtuv1alpha1.NetworkMTUPolicy{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Name: "jumbo"}, policy); err != nil {
+	transition := &mtuv1alpha1.NetworkMTUTransition{}
+	transition.Name, transition.Spec = "jumbo", mtuv1alpha1.NetworkMTUTransitionSpec{Policy: "jumbo", PinsReleasedGeneration: 1}
+	if err := env.Client.Create(ctx, transition); err != nil {
 		t.Fatal(err)
 	}
-	policy.Status.PinsReleasedGeneration = 1
-	if err := env.Client.Status().Update(ctx, policy); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, transition) })
 	testenv.Eventually(t, "the pin released", 30*time.Second, func() error {
 		if m := podRouteMTU(t, ns); m != 0 {
 			return fmt.Errorf("pod route MTU %d after the release; want no MTU metric, as before", m)

@@ -61,6 +61,9 @@ type ProberFactory func(spec mtuv1alpha1.NodeProbe) probe.Prober
 // Reconciler reconciles one node.
 type Reconciler struct {
 	client.Client
+	// APIReader reads what the agent does not cache (its policy, when its transition is not
+	// found); nil reads through Client.
+	APIReader client.Reader
 	// NodeName is the node this agent runs on; it acts on that NodeMTUState only.
 	NodeName string
 	// Links is the node's network namespace.
@@ -85,7 +88,8 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=nodemtustates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtutransitions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get
 // Authenticated metrics: the metrics endpoint asks the API server who a caller is and whether
 // it may GET /metrics.
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
@@ -102,7 +106,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		}
 		return ctrl.Result{}, err
 	}
-	policy, orphaned, err := r.policyOf(ctx, state.Spec.Policy)
+	transition, orphaned, err := r.transitionOf(ctx, state.Spec.Policy)
 	if err != nil || orphaned {
 		// Its policy is gone (deleted while the manager was away, or its finalizer removed by
 		// hand): nothing it asked for is enforced any more.
@@ -131,7 +135,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		r.converge(ctx, state, u)
 	}
 	r.verifyPaths(ctx, state)
-	if err := r.pinRoutes(spec, status, pinReleased(policy, spec)); err != nil {
+	if err := r.pinRoutes(spec, status, pinReleased(transition, spec)); err != nil {
 		// A CNI device that does not exist (yet) has no routes to pin; anything else is
 		// worth a log line, but the report still goes out.
 		if !errors.Is(err, netdev.ErrLinkNotFound) {
@@ -160,25 +164,37 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	return result, nil
 }
 
-// policyOf reads the NodeMTUState's policy from the cache; gone says it no longer exists.
-func (r *Reconciler) policyOf(ctx context.Context, name string) (policy *mtuv1alpha1.NetworkMTUPolicy, gone bool, err error) {
-	if name == "" {
+// transitionOf reads the NodeMTUState's policy's NetworkMTUTransition from the cache (every
+// agent watches those few objects, written a few times per rollout, rather than the policies,
+// whose status changes with every wave). gone says the policy no longer exists: the transition
+// goes with it, and when none is found the policy itself is read to tell.
+func (r *Reconciler) transitionOf(ctx context.Context, policy string) (t *mtuv1alpha1.NetworkMTUTransition, gone bool, err error) {
+	if policy == "" {
 		return nil, false, nil
 	}
-	policy = &mtuv1alpha1.NetworkMTUPolicy{}
-	err = r.Get(ctx, types.NamespacedName{Name: name}, policy)
+	t = &mtuv1alpha1.NetworkMTUTransition{}
+	err = r.Get(ctx, types.NamespacedName{Name: policy}, t)
+	if !apierrors.IsNotFound(err) {
+		return t, false, err
+	}
+	// Not created yet, not in the cache yet, or gone with its policy.
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	err = reader.Get(ctx, types.NamespacedName{Name: policy}, &mtuv1alpha1.NetworkMTUPolicy{})
 	if apierrors.IsNotFound(err) {
 		return nil, true, nil
 	}
-	return policy, false, err
+	return nil, false, err
 }
 
-// pinReleased: the policy released, for the whole cluster, the pins of the spec's generation.
-func pinReleased(policy *mtuv1alpha1.NetworkMTUPolicy, spec mtuv1alpha1.NodeMTUStateSpec) bool {
-	if policy == nil {
+// pinReleased: the pins of the spec's generation are released for the whole cluster.
+func pinReleased(t *mtuv1alpha1.NetworkMTUTransition, spec mtuv1alpha1.NodeMTUStateSpec) bool {
+	if t == nil {
 		return false
 	}
-	released := policy.Status.PinsReleasedGeneration
+	released := t.Spec.PinsReleasedGeneration
 	return released > 0 && spec.PolicyGeneration <= released
 }
 
@@ -494,15 +510,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, name string, linkEvents 
 		Named(name).
 		For(&mtuv1alpha1.NodeMTUState{}, builder.WithPredicates(own, predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, enqueueOwn, builder.WithPredicates(own)).
-		// Its policy going away ends what the node enforces; its status releases the pins of
-		// the whole cluster at once.
-		Watches(&mtuv1alpha1.NetworkMTUPolicy{}, enqueueOwn, builder.WithPredicates(predicate.Funcs{
-			UpdateFunc: func(e event.UpdateEvent) bool {
-				before, ok1 := e.ObjectOld.(*mtuv1alpha1.NetworkMTUPolicy)
-				after, ok2 := e.ObjectNew.(*mtuv1alpha1.NetworkMTUPolicy)
-				return ok1 && ok2 && before.Status.PinsReleasedGeneration != after.Status.PinsReleasedGeneration
-			},
-		})).
+		// Its policy's transition releases the pins of the whole cluster at once, and goes away
+		// with the policy, which ends what the node enforces.
+		Watches(&mtuv1alpha1.NetworkMTUTransition{}, enqueueOwn).
 		Watches(&corev1.Pod{}, enqueueOwn, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			p, ok := o.(*corev1.Pod)
 			return ok && p.Spec.NodeName == r.NodeName

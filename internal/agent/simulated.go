@@ -16,7 +16,7 @@ import (
 
 // Simulated is an agent without a kernel: it follows the NodeMTUState contract as the real
 // agent does (report on every spec; with Converge, commit the spec's MTUs; pin what the spec
-// pins until its policy releases it, which it acts on without a report; check its paths when
+// pins until its policy's transition releases it, which it acts on without a report; check its paths when
 // asked; never retry a failed attempt), for tests and benchmarks of the controller. It lives
 // beside the real agent and shares its report code, so the two cannot drift apart.
 type Simulated struct {
@@ -34,7 +34,8 @@ type Simulated struct {
 
 	mu  sync.Mutex // guards the fields above once Run has started
 	pin *int32     // the route MTU pinned "in the kernel"
-	// spec is the last spec acted on; released is each policy's status.pinsReleasedGeneration.
+	// spec is the last spec acted on; released is each policy's transition's
+	// pinsReleasedGeneration.
 	spec     mtuv1alpha1.NodeMTUStateSpec
 	released map[string]int64
 	// original is the NIC's MTU before the first change, as the real agent's journal keeps it.
@@ -103,23 +104,23 @@ func (s *Simulated) Step(ctx context.Context) error {
 		return client.IgnoreNotFound(err)
 	}
 	if name := state.Spec.Policy; name != "" {
-		policy := &mtuv1alpha1.NetworkMTUPolicy{}
-		if err := s.Client.Get(ctx, types.NamespacedName{Name: name}, policy); err == nil {
-			s.SeePolicy(policy)
+		t := &mtuv1alpha1.NetworkMTUTransition{}
+		if err := s.Client.Get(ctx, types.NamespacedName{Name: name}, t); err == nil {
+			s.SeeTransition(t)
 		}
 	}
 	return s.Act(ctx, state)
 }
 
-// SeePolicy acts on the policy's release of route pins, as the real agent does on a watch
-// event of the policy: it drops a pin the policy released, and reports nothing.
-func (s *Simulated) SeePolicy(policy *mtuv1alpha1.NetworkMTUPolicy) {
+// SeeTransition acts on a transition's release of route pins, as the real agent does on a
+// watch event of it: it drops a pin that is released, and reports nothing.
+func (s *Simulated) SeeTransition(t *mtuv1alpha1.NetworkMTUTransition) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.released == nil {
 		s.released = map[string]int64{}
 	}
-	s.released[policy.Name] = policy.Status.PinsReleasedGeneration
+	s.released[t.Spec.Policy] = t.Spec.PinsReleasedGeneration
 	if s.releasedLocked(s.spec) {
 		s.pin = nil
 	}
@@ -139,14 +140,14 @@ func (s *Simulated) forget() {
 }
 
 // Watch acts on every version of the node's NodeMTUState that the API server sends, through
-// one watch restricted to the node's own object by a field selector, and on every policy,
-// through a watch of them all, as each real agent's cache holds them; it returns when ctx
-// ends. The watches are opened again when the API server closes them.
+// one watch restricted to the node's own object by a field selector, and on every
+// NetworkMTUTransition, through a watch of them all, as each real agent's cache holds them; it
+// returns when ctx ends. The watches are opened again when the API server closes them.
 func (s *Simulated) Watch(ctx context.Context, c client.WithWatch) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.watchPolicies(ctx, c)
+		s.watchTransitions(ctx, c)
 	}()
 	defer func() { <-done }()
 	for ctx.Err() == nil {
@@ -174,10 +175,10 @@ func (s *Simulated) Watch(ctx context.Context, c client.WithWatch) error {
 	return nil
 }
 
-// watchPolicies acts on every policy the API server sends, until ctx ends.
-func (s *Simulated) watchPolicies(ctx context.Context, c client.WithWatch) {
+// watchTransitions acts on every transition the API server sends, until ctx ends.
+func (s *Simulated) watchTransitions(ctx context.Context, c client.WithWatch) {
 	for ctx.Err() == nil {
-		w, err := c.Watch(ctx, &mtuv1alpha1.NetworkMTUPolicyList{})
+		w, err := c.Watch(ctx, &mtuv1alpha1.NetworkMTUTransitionList{})
 		if err != nil {
 			select {
 			case <-ctx.Done():
@@ -186,8 +187,8 @@ func (s *Simulated) watchPolicies(ctx context.Context, c client.WithWatch) {
 			continue
 		}
 		for e := range w.ResultChan() {
-			if p, ok := e.Object.(*mtuv1alpha1.NetworkMTUPolicy); ok && e.Type != watch.Deleted {
-				s.SeePolicy(p)
+			if t, ok := e.Object.(*mtuv1alpha1.NetworkMTUTransition); ok && e.Type != watch.Deleted {
+				s.SeeTransition(t)
 			}
 		}
 		w.Stop()

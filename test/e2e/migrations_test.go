@@ -201,8 +201,11 @@ func untruth(ctx context.Context, w *story.World, p *mtuv1alpha1.NetworkMTUPolic
 	if p.Status.Migration == nil || p.Status.Migration.Phase != mtuv1alpha1.MigrationDone {
 		return fmt.Sprintf("Ready while the migration is in %v", p.Status.Migration)
 	}
-	if p.Status.Migration.RoutableMTU > 0 && p.Status.PinsReleasedGeneration < p.Generation {
-		return fmt.Sprintf("Ready while the pins of generation %d are not released (pinsReleasedGeneration %d)", p.Generation, p.Status.PinsReleasedGeneration)
+	if p.Status.Migration.RoutableMTU > 0 {
+		t := &mtuv1alpha1.NetworkMTUTransition{}
+		if err := w.Client.Get(ctx, types.NamespacedName{Name: p.Name}, t); err != nil || t.Spec.PinsReleasedGeneration < p.Generation {
+			return fmt.Sprintf("Ready while the pins of generation %d are not released (%v, transition %+v)", p.Generation, err, t.Spec)
+		}
 	}
 	if err := noRollback(ctx, w.Lab); err != nil {
 		return "Ready while " + err.Error()

@@ -138,6 +138,14 @@ func TestAgentWritesOnlyItsOwnNodeStatus(t *testing.T) {
 	if err := agentA.List(ctx, &corev1.PodList{}); err != nil {
 		t.Errorf("the agent listing pods: %v; it needs to", err)
 	}
+	// It watches the transitions (the release of route pins for the whole cluster) and reads
+	// its policy, when its transition is not found, without watching the policies.
+	if err := agentA.List(ctx, &mtuv1alpha1.NetworkMTUTransitionList{}); err != nil {
+		t.Errorf("the agent listing NetworkMTUTransitions: %v; it needs to", err)
+	}
+	if err := agentA.Get(ctx, client.ObjectKey{Name: "jumbo"}, &mtuv1alpha1.NetworkMTUPolicy{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the agent reading its policy: %v; want NotFound (there is none)", err)
+	}
 	pod := &corev1.Pod{}
 	pod.Namespace, pod.Name = "default", "web"
 	for what, err := range map[string]error{
@@ -145,6 +153,8 @@ func TestAgentWritesOnlyItsOwnNodeStatus(t *testing.T) {
 		"listing Secrets":  agentA.List(ctx, &corev1.SecretList{}),
 		"patching a Node":  agentA.Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`))),
 		"creating a state": agentA.Create(ctx, &mtuv1alpha1.NodeMTUState{ObjectMeta: metav1.ObjectMeta{Name: "node-z"}}),
+		"releasing pins":   agentA.Create(ctx, &mtuv1alpha1.NetworkMTUTransition{ObjectMeta: metav1.ObjectMeta{Name: "jumbo"}, Spec: mtuv1alpha1.NetworkMTUTransitionSpec{Policy: "jumbo", PinsReleasedGeneration: 9}}),
+		"listing policies": agentA.List(ctx, &mtuv1alpha1.NetworkMTUPolicyList{}),
 	} {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("the agent %s: %v; want Forbidden", what, err)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/testenv"
 )
 
@@ -85,6 +86,10 @@ func TestManagerWritesOnlyWhatItEdits(t *testing.T) {
 		},
 		"restarting kube-flannel-ds": func() error {
 			return manager.Patch(ctx, flannelDS, mergePatch(`{"spec":{"template":{"metadata":{"annotations":{"networking.mtu-operator.io/restartedAt":"now"}}}}}`))
+		},
+		"releasing route pins (a transition created, patched, deleted)": func() error {
+			tr := &mtuv1alpha1.NetworkMTUTransition{ObjectMeta: metav1.ObjectMeta{Name: "jumbo"}, Spec: mtuv1alpha1.NetworkMTUTransitionSpec{Policy: "jumbo"}}
+			return errors.Join(manager.Create(ctx, tr), manager.Patch(ctx, tr, mergePatch(`{"spec":{"pinsReleasedGeneration":1}}`)), manager.Delete(ctx, tr))
 		},
 	}
 	denied := map[string]struct {

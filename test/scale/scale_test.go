@@ -543,6 +543,10 @@ func removePolicy(t *testing.T, name string) {
 	if err := client.IgnoreNotFound(env.Client.Delete(ctx, p)); err != nil {
 		t.Errorf("deleting the policy: %v", err)
 	}
+	// Owned by the policy, it would go with it where a garbage collector runs.
+	if err := client.IgnoreNotFound(env.Client.Delete(ctx, &mtuv1alpha1.NetworkMTUTransition{ObjectMeta: metav1.ObjectMeta{Name: name}})); err != nil {
+		t.Errorf("deleting the policy's transition: %v", err)
+	}
 }
 
 // cleanUp removes the rollout's nodes and their states (envtest has no garbage collector).

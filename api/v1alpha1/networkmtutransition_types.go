@@ -1,0 +1,45 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// NetworkMTUTransitionSpec is what every node of a policy acts on at the same moment.
+type NetworkMTUTransitionSpec struct {
+	// policy is the NetworkMTUPolicy this transition belongs to (also its name).
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Policy string `json:"policy"`
+	// pinsReleasedGeneration releases the route pins that the policy's NodeMTUState specs
+	// carry for policy generations up to and including it: each agent drops such a pin without
+	// a spec written or a report made. It only grows.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	PinsReleasedGeneration int64 `json:"pinsReleasedGeneration,omitempty"`
+}
+
+// NetworkMTUTransition is the cluster-wide state of a policy's rollout that every node acts on
+// at once (docs/design/scale.md): the controller writes it a few times per rollout, and every
+// agent watches it, instead of N NodeMTUState specs being rewritten, or every agent receiving
+// each of the policy's status writes. Named after its policy and owned by it.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=mtutransition,categories=mtu
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.policy`
+// +kubebuilder:printcolumn:name="Pins Released",type=integer,JSONPath=`.spec.pinsReleasedGeneration`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NetworkMTUTransition struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// +required
+	Spec NetworkMTUTransitionSpec `json:"spec"`
+}
+
+// NetworkMTUTransitionList is a list of NetworkMTUTransition.
+// +kubebuilder:object:root=true
+type NetworkMTUTransitionList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NetworkMTUTransition `json:"items"`
+}

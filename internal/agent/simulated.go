@@ -147,49 +147,45 @@ func (s *Simulated) Watch(ctx context.Context, c client.WithWatch) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.watchTransitions(ctx, c)
-	}()
-	defer func() { <-done }()
-	for ctx.Err() == nil {
-		w, err := c.Watch(ctx, &mtuv1alpha1.NodeMTUStateList{}, client.MatchingFields{"metadata.name": s.Node})
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		for e := range w.ResultChan() {
-			state, ok := e.Object.(*mtuv1alpha1.NodeMTUState)
-			switch {
-			case !ok:
-			case e.Type == watch.Deleted:
-				s.forget()
-			default:
-				// A conflict means a newer version is on its way, and is acted on then.
-				_ = s.Act(ctx, state)
-			}
-		}
-		w.Stop()
-	}
-	return nil
-}
-
-// watchTransitions acts on every transition the API server sends, until ctx ends.
-func (s *Simulated) watchTransitions(ctx context.Context, c client.WithWatch) {
-	for ctx.Err() == nil {
-		w, err := c.Watch(ctx, &mtuv1alpha1.NetworkMTUTransitionList{})
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		for e := range w.ResultChan() {
+		watchEvents(ctx, c, &mtuv1alpha1.NetworkMTUTransitionList{}, nil, func(e watch.Event) {
 			if t, ok := e.Object.(*mtuv1alpha1.NetworkMTUTransition); ok && e.Type != watch.Deleted {
 				s.SeeTransition(t)
 			}
+		})
+	}()
+	defer func() { <-done }()
+	watchEvents(ctx, c, &mtuv1alpha1.NodeMTUStateList{}, client.MatchingFields{"metadata.name": s.Node}, func(e watch.Event) {
+		state, ok := e.Object.(*mtuv1alpha1.NodeMTUState)
+		switch {
+		case !ok:
+		case e.Type == watch.Deleted:
+			s.forget()
+		default:
+			// A conflict means a newer version is on its way, and is acted on then.
+			_ = s.Act(ctx, state)
+		}
+	})
+	return nil
+}
+
+// watchEvents hands every event of a watch of list to act until ctx ends, opening the watch
+// again when the API server closes it.
+func watchEvents(ctx context.Context, c client.WithWatch, list client.ObjectList, selector client.ListOption, act func(watch.Event)) {
+	var opts []client.ListOption
+	if selector != nil {
+		opts = append(opts, selector)
+	}
+	for ctx.Err() == nil {
+		w, err := c.Watch(ctx, list, opts...)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for e := range w.ResultChan() {
+			act(e)
 		}
 		w.Stop()
 	}

@@ -77,9 +77,9 @@ func (r *NetworkMTUPolicyReconciler) finalize(ctx context.Context, policy *mtuv1
 		if s.Spec.Policy != policy.Name {
 			continue
 		}
-		if r := transition.Spec.PinsReleasedGeneration; r > 0 && s.Spec.PolicyGeneration <= r {
-			// The policy released this spec's pin already (a finished rollout): the agent holds
-			// none, and its state can go as it is.
+		if mtuv1alpha1.PinReleased(transition.Spec.PinsReleasedGeneration, s.Spec.PolicyGeneration) {
+			// The transition released this spec's pin already (a finished rollout): the agent
+			// holds none, and its state can go as it is.
 			continue
 		}
 		released := s.Spec

@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -233,7 +232,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	if err := r.writeNodeSpecs(ctx, writes); err != nil {
 		return phaseResult{}, err
 	}
-	log.FromContext(ctx).V(1).Info("node specs written", "created", len(created), "decided", time.Since(now)-time.Since(writeStart), "wrote", time.Since(writeStart))
+	log.FromContext(ctx).V(1).Info("node specs written", "created", len(created), "gatheredAndDecided", writeStart.Sub(now), "wrote", time.Since(writeStart))
 	if err := r.releasePins(ctx, transition, step.PinsReleased); err != nil {
 		return phaseResult{}, err
 	}
@@ -369,7 +368,7 @@ func (r *NetworkMTUPolicyReconciler) writeNodeSpecs(ctx context.Context, writes 
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(specWriters)
 	for _, w := range writes {
-		if equality.Semantic.DeepEqual(w.state.Spec, w.spec) && !w.retried {
+		if migration.SpecEqual(w.state.Spec, w.spec) && !w.retried {
 			continue
 		}
 		g.Go(func() error { return r.writeNodeSpec(ctx, w.state, w.spec, w.retried) })
@@ -385,7 +384,7 @@ func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *m
 		return err
 	}
 	_, retryLeft := current.Annotations[mtuv1alpha1.RetryAnnotation]
-	if equality.Semantic.DeepEqual(current.Spec, spec) && (!retried || !retryLeft) {
+	if migration.SpecEqual(current.Spec, spec) && (!retried || !retryLeft) {
 		// The cache caught up with an earlier write of this spec since the step was decided.
 		return nil
 	}

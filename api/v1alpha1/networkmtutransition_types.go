@@ -18,6 +18,12 @@ type NetworkMTUTransitionSpec struct {
 	PinsReleasedGeneration int64 `json:"pinsReleasedGeneration,omitempty"`
 }
 
+// PinReleased says whether a transition's pinsReleasedGeneration releases the pin of a spec of
+// policyGeneration; 0 releases nothing.
+func PinReleased(pinsReleasedGeneration, policyGeneration int64) bool {
+	return pinsReleasedGeneration > 0 && policyGeneration <= pinsReleasedGeneration
+}
+
 // NetworkMTUTransition is the cluster-wide state of a policy's rollout that every node acts on
 // at once (docs/design/scale.md): the controller writes it a few times per rollout, and every
 // agent watches it, instead of N NodeMTUState specs being rewritten, or every agent receiving

@@ -97,11 +97,12 @@ type Reconciler struct {
 
 // Reconcile brings the node to its NodeMTUState's spec and reports.
 func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	// Whatever the reconcile did to the pins, the metric says what the node holds after it.
+	defer func() { routePin.WithLabelValues(r.NodeName).Set(float64(r.Pinner.PinnedMTU())) }()
 	state := &mtuv1alpha1.NodeMTUState{}
 	if err := r.Get(ctx, types.NamespacedName{Name: r.NodeName}, state); err != nil {
 		if apierrors.IsNotFound(err) {
 			// No policy manages this node any more: give routes their own MTU back.
-			defer routePin.WithLabelValues(r.NodeName).Set(0)
 			return ctrl.Result{}, r.Pinner.Release()
 		}
 		return ctrl.Result{}, err
@@ -155,7 +156,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	}
 	status.ObservedGeneration = state.Generation
 	if equality.Semantic.DeepEqual(base.Status, state.Status) {
-		// Nothing new to say (a resync, a pod or the policy's release of the pin): no write.
+		// Nothing new to say (a resync, a pod, or the transition's release of the pin): no write.
 		return result, nil
 	}
 	if err := r.Status().Patch(ctx, state, client.MergeFrom(base), client.FieldOwner(FieldManager)); err != nil {
@@ -194,8 +195,7 @@ func pinReleased(t *mtuv1alpha1.NetworkMTUTransition, spec mtuv1alpha1.NodeMTUSt
 	if t == nil {
 		return false
 	}
-	released := t.Spec.PinsReleasedGeneration
-	return released > 0 && spec.PolicyGeneration <= released
+	return mtuv1alpha1.PinReleased(t.Spec.PinsReleasedGeneration, spec.PolicyGeneration)
 }
 
 // releaseForGonePolicy gives routes their own MTU back and reports that nothing is enforced.
@@ -207,7 +207,6 @@ func (r *Reconciler) releaseForGonePolicy(ctx context.Context, state *mtuv1alpha
 	if err := r.Pinner.Release(); err != nil && !errors.Is(err, netdev.ErrLinkNotFound) {
 		return err
 	}
-	routePin.WithLabelValues(r.NodeName).Set(0)
 	state.Status.RouteMTU = nil
 	meta.SetStatusCondition(&state.Status.Conditions, metav1.Condition{Type: mtuv1alpha1.ConditionConverged, Status: metav1.ConditionFalse,
 		Reason: "PolicyGone", Message: fmt.Sprintf("NetworkMTUPolicy %s no longer exists: nothing is enforced here, route pins are released", state.Spec.Policy), ObservedGeneration: state.Generation})
@@ -379,13 +378,12 @@ func changesFor(spec mtuv1alpha1.NodeMTUStateSpec, u detectedUnderlay) []txn.Cha
 }
 
 // pinRoutes pins the MTU of routes through the managed interfaces while the spec asks, and
-// releases the pin when it no longer does, or when the policy released it for the whole
-// cluster (released): then the status keeps the pin it reported for the spec, so the release
-// costs no write.
+// releases the pin when it no longer does, or when the policy's transition released it for
+// the whole cluster (released): then the status keeps the pin it reported for the spec, so the
+// release costs no write.
 func (r *Reconciler) pinRoutes(spec mtuv1alpha1.NodeMTUStateSpec, status *mtuv1alpha1.NodeMTUStateStatus, released bool) error {
-	defer func() { routePin.WithLabelValues(r.NodeName).Set(float64(r.Pinner.PinnedMTU())) }()
 	if spec.RouteMTU == nil || released {
-		held := len(r.Pinner.Remembered()) > 0
+		held := r.Pinner.PinnedMTU() > 0
 		if err := r.Pinner.Release(); err != nil {
 			return err
 		}

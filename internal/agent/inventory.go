@@ -23,8 +23,8 @@ var podScanErrors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Help: "Pod network namespaces on the node that the agent could not read at its last inventory; their pods' MTU is unknown.",
 }, []string{"node"})
 
-// routePin is the MTU the agent holds the node's routes at now: a release by the policy is
-// acted on without a report, so this, not the NodeMTUState's status, says what a node holds.
+// routePin is the MTU the agent holds the node's routes at now: a release by the policy's
+// transition is acted on without a report, so this, not the NodeMTUState's status, says what a node holds.
 var routePin = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "mtu_operator_agent_route_pin_bytes",
 	Help: "The MTU the agent pins the node's routes via the CNI's devices to now; 0 when it pins none.",

@@ -141,7 +141,7 @@ func TestRolloutPacesAndConverges(t *testing.T) {
 			}
 		}
 	}
-	// The policy's status releases the pins; each agent acts on it as it sees it.
+	// The policy's transition releases the pins; each agent acts on it as it sees it.
 	eventually(t, "every route released", func() error {
 		for _, n := range nodes {
 			for _, r := range n.links.AllRoutes() {

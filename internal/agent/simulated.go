@@ -126,10 +126,9 @@ func (s *Simulated) SeeTransition(t *mtuv1alpha1.NetworkMTUTransition) {
 	}
 }
 
-// releasedLocked: the policy released the pins of spec's generation.
+// releasedLocked: the policy's transition released the pins of spec's generation.
 func (s *Simulated) releasedLocked(spec mtuv1alpha1.NodeMTUStateSpec) bool {
-	released := s.released[spec.Policy]
-	return spec.Policy != "" && released > 0 && spec.PolicyGeneration <= released
+	return spec.Policy != "" && mtuv1alpha1.PinReleased(s.released[spec.Policy], spec.PolicyGeneration)
 }
 
 // forget: no policy manages the node any more, so routes get their own MTU back.
@@ -147,14 +146,14 @@ func (s *Simulated) Watch(ctx context.Context, c client.WithWatch) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watchEvents(ctx, c, &mtuv1alpha1.NetworkMTUTransitionList{}, nil, func(e watch.Event) {
+		watchEvents(ctx, c, &mtuv1alpha1.NetworkMTUTransitionList{}, func(e watch.Event) {
 			if t, ok := e.Object.(*mtuv1alpha1.NetworkMTUTransition); ok && e.Type != watch.Deleted {
 				s.SeeTransition(t)
 			}
 		})
 	}()
 	defer func() { <-done }()
-	watchEvents(ctx, c, &mtuv1alpha1.NodeMTUStateList{}, client.MatchingFields{"metadata.name": s.Node}, func(e watch.Event) {
+	watchEvents(ctx, c, &mtuv1alpha1.NodeMTUStateList{}, func(e watch.Event) {
 		state, ok := e.Object.(*mtuv1alpha1.NodeMTUState)
 		switch {
 		case !ok:
@@ -164,17 +163,13 @@ func (s *Simulated) Watch(ctx context.Context, c client.WithWatch) error {
 			// A conflict means a newer version is on its way, and is acted on then.
 			_ = s.Act(ctx, state)
 		}
-	})
+	}, client.MatchingFields{"metadata.name": s.Node})
 	return nil
 }
 
 // watchEvents hands every event of a watch of list to act until ctx ends, opening the watch
 // again when the API server closes it.
-func watchEvents(ctx context.Context, c client.WithWatch, list client.ObjectList, selector client.ListOption, act func(watch.Event)) {
-	var opts []client.ListOption
-	if selector != nil {
-		opts = append(opts, selector)
-	}
+func watchEvents(ctx context.Context, c client.WithWatch, list client.ObjectList, act func(watch.Event), opts ...client.ListOption) {
 	for ctx.Err() == nil {
 		w, err := c.Watch(ctx, list, opts...)
 		if err != nil {

@@ -193,15 +193,24 @@ func deletePolicy(ctx context.Context, t *testing.T, l *lab.Lab, name, what stri
 
 func noPinsAnywhere(t *testing.T, l *lab.Lab) {
 	t.Helper()
+	if err := pinsLeft(l); err != nil {
+		t.Error(err)
+	}
+}
+
+// pinsLeft names the nodes whose kernel still pins a route.
+func pinsLeft(l *lab.Lab) error {
+	var errs []error
 	for _, n := range l.Nodes {
 		pinned, err := n.PinnedRoutes()
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if len(pinned) > 0 {
-			t.Errorf("%s still pins %v", n.Name, pinned)
+			errs = append(errs, fmt.Errorf("%s still pins %v", n.Name, pinned))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 func noLoss(t *testing.T, reports []story.PathReport, while string) {

@@ -74,14 +74,8 @@ func TestDeletingAPolicyMidMigration(t *testing.T) {
 	if len(states.Items) > 0 {
 		t.Errorf("%d NodeMTUStates left after the policy went", len(states.Items))
 	}
-	for _, n := range l.Nodes {
-		pinned, err := n.PinnedRoutes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(pinned) > 0 {
-			t.Errorf("%s still pins %v after the policy went", n.Name, pinned)
-		}
+	if err := pinsLeft(l); err != nil {
+		t.Errorf("after the policy went: %v", err)
 	}
 	for _, r := range traffic.Stop() {
 		s := r.Report.Size(story.RoutableSize)

@@ -229,20 +229,9 @@ func noRollback(ctx context.Context, l *lab.Lab) error {
 }
 
 // noPinLeft: once Ready, every node's kernel drops its pins soon, as its agent sees the
-// policy's release (no agent reports it).
+// transition's release (no agent reports it).
 func noPinLeft(ctx context.Context, l *lab.Lab) error {
-	return l.WaitFor(ctx, "every route pin released", 15*time.Second, func(context.Context) error {
-		for _, n := range l.Nodes {
-			pinned, err := n.PinnedRoutes()
-			if err != nil {
-				return err
-			}
-			if len(pinned) > 0 {
-				return fmt.Errorf("%s still pins %v", n.Name, pinned)
-			}
-		}
-		return nil
-	})
+	return l.WaitFor(ctx, "every route pin released", 15*time.Second, func(context.Context) error { return pinsLeft(l) })
 }
 
 // restartedSinceWrite counts the nodes whose CNI agent started after the configuration was

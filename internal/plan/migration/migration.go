@@ -86,8 +86,8 @@ type Input struct {
 	CNIPodsListed bool
 	// Previous is the migration as the policy's status recorded it.
 	Previous *mtuv1alpha1.MigrationStatus
-	// PinsReleased is the policy's status.pinsReleasedGeneration: pins that specs carry for
-	// generations up to it are released, whatever the specs say.
+	// PinsReleased is the policy's NetworkMTUTransition's pinsReleasedGeneration: pins that
+	// specs carry for generations up to it are released, whatever the specs say.
 	PinsReleased int64
 	// ProbeTimeoutSeconds bounds each node's probe (spec.probe.timeoutSeconds).
 	ProbeTimeoutSeconds int32
@@ -115,8 +115,8 @@ type Step struct {
 	Verdict plan.Verdict
 	// Underlay compares the nodes' underlay MTUs.
 	Underlay plan.UnderlayReport
-	// PinsReleased is the policy's status.pinsReleasedGeneration after the step: the release
-	// of every node's pin at once, which agents act on without a spec written or a report.
+	// PinsReleased is the transition's pinsReleasedGeneration after the step: the release of
+	// every node's pin at once, which agents act on without a spec written or a report.
 	PinsReleased int64
 	Requeue      time.Duration
 }
@@ -542,7 +542,7 @@ func (d *decision) verification(n Node) *mtuv1alpha1.Verification {
 }
 
 // release releases every node's pin at once, once every node is at its target: through the
-// policy's status, which every agent watches, not by rewriting N specs (the specs keep their
+// policy's NetworkMTUTransition, which every agent watches, not by rewriting N specs (the specs keep their
 // pins, released). A release is not confirmed: an agent that cannot drop a pin keeps routes at
 // the routable MTU, which every path carries.
 func (d *decision) release() (mtuv1alpha1.MigrationPhase, bool) {
@@ -606,7 +606,7 @@ func (d *decision) progress(reason, msg string) {
 
 // pinPtr is the pin every node's spec carries in the current phase: the routable MTU from
 // pinning on, none before. Releasing and Done keep it in the specs: the release is the
-// policy's (released), so the specs need no write.
+// transition's (released), so the specs need no write.
 func (d *decision) pinPtr() *int32 {
 	switch d.step.Migration.Phase {
 	case mtuv1alpha1.MigrationGathering, mtuv1alpha1.MigrationPlanned:
@@ -620,12 +620,12 @@ func (d *decision) pinPtr() *int32 {
 
 // released: this generation's pins are released.
 func (d *decision) released() bool {
-	return d.step.PinsReleased >= d.in.Generation
+	return mtuv1alpha1.PinReleased(d.step.PinsReleased, d.in.Generation)
 }
 
-// currentPin is the pin the node holds now: its spec's, unless the policy released it.
+// currentPin is the pin the node holds now: its spec's, unless the transition released it.
 func (d *decision) currentPin(n Node) *int32 {
-	if n.State == nil || d.step.PinsReleased > 0 && n.State.Spec.PolicyGeneration <= d.step.PinsReleased {
+	if n.State == nil || mtuv1alpha1.PinReleased(d.step.PinsReleased, n.State.Spec.PolicyGeneration) {
 		return nil
 	}
 	return n.State.Spec.RouteMTU

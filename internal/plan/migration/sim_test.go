@@ -81,7 +81,7 @@ type sim struct {
 	config    int32 // the pod MTU the CNI's documents hand out
 	configEnc encap
 	migration *mtuv1alpha1.MigrationStatus
-	// pinsReleased is the policy's status.pinsReleasedGeneration, which every agent watches.
+	// pinsReleased is the transition's pinsReleasedGeneration, which every agent watches.
 	pinsReleased int64
 	now          time.Time
 	generation   int64
@@ -195,7 +195,7 @@ func (s *sim) round(in Input) Step {
 		if s.agent(n) {
 			changing++
 		}
-		s.watchPolicy(n)
+		s.watchTransition(n)
 	}
 	s.maxChanging = max(s.maxChanging, changing)
 	s.checkPaths()
@@ -253,7 +253,7 @@ func (s *sim) agent(n *simNode) bool {
 		s.log = append(s.log, fmt.Sprintf("%s: %s verified: %t %s", s.migration.Phase, n.name, v.Passed, v.Message))
 	}
 	switch {
-	case spec.RouteMTU != nil && s.pinsReleased > 0 && spec.PolicyGeneration <= s.pinsReleased:
+	case spec.RouteMTU != nil && mtuv1alpha1.PinReleased(s.pinsReleased, spec.PolicyGeneration):
 		// Released by the policy before the agent got to it: nothing to pin, nothing to say.
 		n.pin = nil
 	case n.unpinnable:
@@ -276,14 +276,14 @@ func (s *sim) agent(n *simNode) bool {
 	return changed
 }
 
-// watchPolicy acts as the agent does on the policy's release of its spec's pin: it drops the
-// pin, and reports nothing.
-func (s *sim) watchPolicy(n *simNode) {
-	if n.silent || n.state == nil || n.pin == nil || n.state.Spec.PolicyGeneration > s.pinsReleased {
+// watchTransition acts as the agent does on the transition's release of its spec's pin: it
+// drops the pin, and reports nothing.
+func (s *sim) watchTransition(n *simNode) {
+	if n.silent || n.state == nil || n.pin == nil || !mtuv1alpha1.PinReleased(s.pinsReleased, n.state.Spec.PolicyGeneration) {
 		return
 	}
 	n.pin = nil
-	s.log = append(s.log, fmt.Sprintf("%s: %s released its pin (the policy's status)", s.migration.Phase, n.name))
+	s.log = append(s.log, fmt.Sprintf("%s: %s released its pin (the transition)", s.migration.Phase, n.name))
 }
 
 // probe sends a don't-fragment packet of each peer's size both ways, as the agent's probe

@@ -93,7 +93,7 @@ func (c CNI) devices(n *Node) []netlink.Link {
 		return &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: tunnelMTU, HardwareAddr: n.tunnelMAC()}, VxlanId: vni, Port: port, VtepDevIndex: n.underlayIndex}
 	}
 	bridge := func(name string) netlink.Link {
-		return &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: tunnelMTU}}
+		return &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: tunnelMTU, HardwareAddr: n.gatewayMAC()}}
 	}
 	switch c {
 	case Calico:

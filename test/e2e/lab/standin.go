@@ -52,6 +52,14 @@ func (n *Node) tunnelMAC() net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x6c, 0x61, 0x62, byte(len(n.cni)), byte(n.index)}
 }
 
+// gatewayMAC is the address of a node's gateway bridge: fixed, as a real gateway's is. A bridge
+// without an address of its own takes its lowest port's, so it would change as pods come and go,
+// and a pod that had resolved the old one would lose what it sends until its neighbour entry
+// is checked again.
+func (n *Node) gatewayMAC() net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0x67, 0x77, byte(len(n.cni)), 0, byte(n.index)}
+}
+
 // tunnelIP is the address peers route the node's pod subnet through: Calico's VXLAN tunnel
 // address, Antrea's gateway address; both the first of the node's pod subnet.
 func (n *Node) tunnelIP() string { return n.gatewayIP() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,7 +48,7 @@ func (w *World) CheckCrossings(ctx context.Context, cs []Crossing) error {
 			return err
 		}
 		if fits.Delivered != fits.Sent {
-			errs = append(errs, fmt.Errorf("%s: %d B from %s to %s: %s, want every one delivered", c, c.Size, from.IP, to.IP, fits))
+			errs = append(errs, fmt.Errorf("%s: %d B from %s to %s: %s, want every one delivered%s", c, c.Size, from.IP, to.IP, fits, w.pinsOn(c.From, c.To)))
 		}
 		tooBig, err := traffic.Probe(ctx, from, to, c.Size+1, crossingTries, crossingWait)
 		if err != nil {
@@ -58,6 +59,22 @@ func (w *World) CheckCrossings(ctx context.Context, cs []Crossing) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pinsOn says which routes the nodes pin, for a crossing that fails: a pin left behind is the
+// first suspect.
+func (w *World) pinsOn(nodes ...string) string {
+	var b strings.Builder
+	for _, name := range nodes {
+		pinned, err := w.Node(name).PinnedRoutes()
+		switch {
+		case err != nil:
+			fmt.Fprintf(&b, "; %s: %v", name, err)
+		case len(pinned) > 0:
+			fmt.Fprintf(&b, "; %s pins %s", name, strings.Join(pinned, ", "))
+		}
+	}
+	return b.String()
 }
 
 // Path is a pair of nodes the background traffic flows between, from a pod on From to a

@@ -54,7 +54,7 @@ func (n *Node) tunnelMAC() net.HardwareAddr {
 
 // gatewayMAC is the address of a node's gateway bridge: fixed, as a real gateway's is. A bridge
 // without an address of its own takes its lowest port's, so it would change as pods come and go,
-// and a pod that had resolved the old one would lose what it sends until its neighbour entry
+// and a pod that had resolved the old one would lose what it sends until its neighbor entry
 // is checked again.
 func (n *Node) gatewayMAC() net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x67, 0x77, byte(len(n.cni)), 0, byte(n.index)}

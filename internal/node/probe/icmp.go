@@ -65,10 +65,10 @@ func (p icmpDF) headerLen() int {
 
 func (p icmpDF) Probe(ctx context.Context) error {
 	if !p.target.IsValid() {
-		return errors.New("ICMP probe: no target address")
+		return fmt.Errorf("ICMP probe: no target address: %w", ErrCannotProbe)
 	}
 	if p.size < p.headerLen() || p.size > 65535 {
-		return fmt.Errorf("%s: the size must be between %d (the headers) and 65535", p, p.headerLen())
+		return fmt.Errorf("%s: the size must be between %d (the headers) and 65535: %w", p, p.headerLen(), ErrCannotProbe)
 	}
 	// The caller's deadline may come first; the error names the limit that applied.
 	limit := p.timeout
@@ -80,7 +80,7 @@ func (p icmpDF) Probe(ctx context.Context) error {
 
 	conn, err := listenNoFragment(ctx, p.target.Is4())
 	if err != nil {
-		return fmt.Errorf("%s: opening a raw ICMP socket: %w", p, err)
+		return fmt.Errorf("%s: opening a raw ICMP socket: %w", p, errors.Join(err, ErrCannotProbe))
 	}
 	defer conn.Close()
 	// A read blocked on the socket returns when ctx ends, whatever its deadline.
@@ -141,6 +141,10 @@ func (p icmpDF) Probe(ctx context.Context) error {
 		}
 	}
 }
+
+// ErrCannotProbe marks a probe that could not be sent at all (no raw socket, a size out of
+// range): it says nothing about the path.
+var ErrCannotProbe = errors.New("the probe could not be sent")
 
 // listenNoFragment opens a raw ICMP socket that never fragments what it sends.
 func listenNoFragment(ctx context.Context, v4 bool) (*net.IPConn, error) {
@@ -235,7 +239,7 @@ func (e *echo) match(b []byte, from, target netip.Addr) (bool, error) {
 		return true, nil
 	case *icmp.PacketTooBig:
 		if e.ours(body.Data, ipv6HeaderLen) {
-			return false, fmt.Errorf("%s reports packet too big, MTU %d", from, body.MTU)
+			return false, &TooBigError{From: from, MTU: body.MTU}
 		}
 	case *icmp.DstUnreach:
 		ipLen := ipv6HeaderLen
@@ -246,11 +250,26 @@ func (e *echo) match(b []byte, from, target netip.Addr) (bool, error) {
 			return false, nil
 		}
 		if m.Type == ipv4.ICMPTypeDestinationUnreachable && m.Code == 4 && len(b) >= 8 {
-			return false, fmt.Errorf("%s reports fragmentation needed, next-hop MTU %d", from, binary.BigEndian.Uint16(b[6:8]))
+			return false, &TooBigError{From: from, MTU: int(binary.BigEndian.Uint16(b[6:8]))}
 		}
 		return false, fmt.Errorf("%s reports destination unreachable (code %d)", from, m.Code)
 	}
 	return false, nil
+}
+
+// TooBigError is a hop's report that a probe is larger than it forwards: ICMP "fragmentation
+// needed" (IPv4) or "packet too big" (IPv6), with the MTU the hop names (0 when it names none,
+// as old IPv4 routers do).
+type TooBigError struct {
+	From netip.Addr
+	MTU  int
+}
+
+func (e *TooBigError) Error() string {
+	if e.From.Is4() {
+		return fmt.Sprintf("%s reports fragmentation needed, next-hop MTU %d", e.From, e.MTU)
+	}
+	return fmt.Sprintf("%s reports packet too big, MTU %d", e.From, e.MTU)
 }
 
 // ours reports whether an ICMP error's quoted packet (IP header of ipLen bytes, then the start

@@ -264,7 +264,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		}
 	}
 	nodesConverged, verdict := r.reportNodes(policy, det, step, configApplied)
-	res := phaseResult{conditions: []metav1.Condition{r.reportUnderlay(policy, step.Underlay), configApplied, nodesConverged}, verdict: &verdict, requeue: resyncPeriod}
+	res := phaseResult{conditions: []metav1.Condition{r.reportUnderlay(policy, step.Underlay), r.reportPaths(policy, g), configApplied, nodesConverged}, verdict: &verdict, requeue: resyncPeriod}
 	return res.then(phaseResult{requeue: step.Requeue}).then(phaseResult{requeue: driftWait}), nil
 }
 
@@ -472,6 +472,22 @@ func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkM
 	default:
 		return detail(mtuv1alpha1.ConditionUnderlayConsistent, metav1.ConditionTrue, mtuv1alpha1.ReasonUnderlayMatches, fmt.Sprintf("all %d reporting nodes have underlay MTU %d", u.Reported, u.Expected))
 	}
+}
+
+// reportPaths is PathMTUVerified: the paths between nodes the agents measured short, worst
+// first; it emits an Event when they change.
+func (r *NetworkMTUPolicyReconciler) reportPaths(policy *mtuv1alpha1.NetworkMTUPolicy, g *gatheredNodes) metav1.Condition {
+	short := plan.ShortPaths(nodeInputs(g.nodes))
+	if len(short) == 0 {
+		return detail(mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionTrue, mtuv1alpha1.ReasonNoShortPathFound,
+			"no path between nodes checked so far carries less than both NICs")
+	}
+	msg := fmt.Sprintf("%d path(s) between nodes carry less than both NICs, so larger packets vanish there: %s", len(short), plan.PathsMessage(short))
+	previous := meta.FindStatusCondition(policy.Status.Conditions, mtuv1alpha1.ConditionPathMTUVerified)
+	if previous == nil || previous.Message != msg {
+		r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonPathMTUBlackHole, "Measure", msg)
+	}
+	return detail(mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionFalse, mtuv1alpha1.ReasonPathMTUBlackHole, msg)
 }
 
 // ensureTransition reads the policy's NetworkMTUTransition, creating it (owned by the policy,

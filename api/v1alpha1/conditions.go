@@ -21,6 +21,9 @@ const (
 	ConditionUnderlayConsistent = "UnderlayConsistent"
 	// ConditionPodsCurrent: no running pod has a stale MTU.
 	ConditionPodsCurrent = "PodsCurrent"
+	// ConditionPathMTUVerified: no path the agents checked between nodes carries less than
+	// both NICs (a black hole no comparison of NICs sees).
+	ConditionPathMTUVerified = "PathMTUVerified"
 )
 
 // Condition reasons, CamelCase as metav1.Condition requires.
@@ -56,4 +59,6 @@ const (
 	ReasonNoStalePods       = "NoStalePods"
 	ReasonStalePodsFound    = "StalePodsFound"
 	ReasonPodsRemediating   = "RemediatingPods"
+	ReasonPathMTUBlackHole  = "PathMTUBlackHole"
+	ReasonNoShortPathFound  = "NoShortPathFound"
 )

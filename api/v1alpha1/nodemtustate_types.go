@@ -277,6 +277,38 @@ type Verification struct {
 	Time metav1.Time `json:"time"`
 }
 
+// PathLayer is the layer a path is probed on.
+// +kubebuilder:validation:Enum=Underlay
+type PathLayer string
+
+// PathLayerUnderlay: to the peer's node address, at the size both NICs carry.
+const PathLayerUnderlay PathLayer = "Underlay"
+
+// PathMTU is a path to a peer that did not carry what it must, as measured.
+type PathMTU struct {
+	// peer is the peer's address.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=45
+	// +required
+	Peer string `json:"peer"`
+	// +required
+	Layer PathLayer `json:"layer"`
+	// expected is the packet that must cross: the smaller of the two NICs' MTUs.
+	// +kubebuilder:validation:Minimum=68
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	Expected int32 `json:"expected"`
+	// measured is the largest packet seen to cross with fragmentation forbidden; 0 when not
+	// even 1280 bytes did (or nothing answered).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Measured int32 `json:"measured,omitempty"`
+	// since is when the path was first measured at this size.
+	// +required
+	Since metav1.Time `json:"since"`
+}
+
 // StalePod is a pod on the node whose interface MTU differs from the expected pod MTU.
 type StalePod struct {
 	// +kubebuilder:validation:MaxLength=63
@@ -359,6 +391,15 @@ type NodeMTUStateStatus struct {
 	// verification is the agent's last check of the paths to its peers (spec.verify).
 	// +optional
 	Verification *Verification `json:"verification,omitempty"`
+	// paths are the paths to probe peers that did not carry the size they must at the last
+	// check (a change's probe, or a verification), each measured: the largest packet that
+	// crosses with fragmentation forbidden. Empty once a check passes.
+	// +listType=map
+	// +listMapKey=peer
+	// +listMapKey=layer
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Paths []PathMTU `json:"paths,omitempty"`
 	// pods is the number of pod network namespaces the agent inventoried.
 	// +kubebuilder:validation:Minimum=0
 	// +optional

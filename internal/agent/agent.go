@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -72,6 +73,8 @@ type Reconciler struct {
 	Pinner *routepin.Pinner
 	// Probes builds the probe run after each change.
 	Probes ProberFactory
+	// MeasurePath measures a path to a peer that failed a check; nil measures nothing.
+	MeasurePath PathMeasurer
 	// PodNetnsDir is where the container runtime mounts pod network namespaces
 	// (/var/run/netns for containerd and CRI-O); empty turns the pod inventory off.
 	PodNetnsDir string
@@ -132,10 +135,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	}
 
 	result := ctrl.Result{RequeueAfter: resyncPeriod}
+	var checks pathChecks
 	if spec.Phase == mtuv1alpha1.PhaseConverge {
-		r.converge(ctx, state, u)
+		checks.add(r.converge(ctx, state, u))
 	}
-	r.verifyPaths(ctx, state)
+	checks.add(r.verifyPaths(ctx, state))
+	r.measurePaths(ctx, checks, base.Status, state, u)
 	if err := r.pinRoutes(spec, status, pinReleased(transition, spec)); err != nil {
 		// A CNI device that does not exist (yet) has no routes to pin; anything else is
 		// worth a log line, but the report still goes out.
@@ -267,7 +272,7 @@ func (r *Reconciler) nodeAddresses(ctx context.Context) ([]string, error) {
 // converge applies the changes the spec asks for as one transaction. A change that failed is
 // not tried again on its own: the node stays as the rollback left it, and the controller hands
 // out a new attempt only when a person asks (or the policy changes).
-func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) {
+func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) (probed, passed bool) {
 	last := state.Status.LastTransaction
 	if r.last != nil && (last == nil || r.last.Time.After(last.Time.Time)) {
 		last = r.last
@@ -275,18 +280,18 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 	}
 	if last != nil && last.Outcome != mtuv1alpha1.TransactionCommitted &&
 		last.PolicyGeneration == state.Spec.PolicyGeneration && last.Attempt == state.Spec.Attempt {
-		return
+		return false, false
 	}
 	changes := changesFor(state.Spec, u)
 	if len(changes) == 0 {
 		r.forgetUndone(ctx)
-		return
+		return false, false
 	}
 	spec := state.Spec
 	interruptions := r.interruptionsOf(spec)
 	if interruptions >= maxInterruptions {
 		r.giveUp(ctx, state, interruptions)
-		return
+		return false, false
 	}
 	t := txn.Transaction{
 		Links:        r.Links,
@@ -325,15 +330,16 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 	state.Status.LastTransaction = record
 	r.last = record.DeepCopy()
 	log.FromContext(ctx).Info("transaction", "outcome", res.Outcome, "reason", res.Reason)
+	return true, res.Outcome == txn.Committed
 }
 
 // verifyPaths checks, once per policy generation and attempt and changing nothing, that each
 // probe peer takes a don't-fragment packet of its size, as the controller asks before it
 // releases the route pins.
-func (r *Reconciler) verifyPaths(ctx context.Context, state *mtuv1alpha1.NodeMTUState) {
+func (r *Reconciler) verifyPaths(ctx context.Context, state *mtuv1alpha1.NodeMTUState) (probed, passed bool) {
 	spec, v := state.Spec, state.Status.Verification
 	if !spec.Verify || (v != nil && v.PolicyGeneration == spec.PolicyGeneration && v.Attempt == spec.Attempt) {
-		return
+		return false, false
 	}
 	timeout := time.Duration(spec.Probe.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
@@ -352,6 +358,55 @@ func (r *Reconciler) verifyPaths(ctx context.Context, state *mtuv1alpha1.NodeMTU
 	}
 	state.Status.Verification = result
 	log.FromContext(ctx).Info("path check", "passed", result.Passed, "message", result.Message)
+	return true, result.Passed
+}
+
+// pathChecks sums up the checks of the paths to the probe peers run in one reconcile.
+type pathChecks struct{ probed, failed bool }
+
+func (c *pathChecks) add(probed, passed bool) {
+	c.probed = c.probed || probed
+	c.failed = c.failed || (probed && !passed)
+}
+
+// measurePaths measures, when a check ran in this reconcile (a change's probe, or a
+// verification) and failed, each probe peer's path: what crosses with fragmentation forbidden,
+// reported in status.paths. A check that passed clears them. Only peers whose size the node's
+// own NIC carries now are measured: after a rollback of a raised NIC the path is not what
+// failed.
+func (r *Reconciler) measurePaths(ctx context.Context, checks pathChecks, before mtuv1alpha1.NodeMTUStateStatus, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) {
+	status := &state.Status
+	if !checks.probed {
+		return
+	}
+	if !checks.failed || r.MeasurePath == nil {
+		status.Paths = nil
+		return
+	}
+	var paths []mtuv1alpha1.PathMTU
+	for _, p := range state.Spec.Probe.Peers {
+		addr, err := netip.ParseAddr(p.Address)
+		if err != nil || p.Size <= 0 || (u.mtu > 0 && u.mtu < p.Size) {
+			continue
+		}
+		m, err := r.MeasurePath(ctx, addr, int(p.Size))
+		if err != nil {
+			log.FromContext(ctx).Error(err, "measuring the path", "peer", p.Address)
+			continue
+		}
+		if m.MTU >= int(p.Size) {
+			continue
+		}
+		found := mtuv1alpha1.PathMTU{Peer: p.Address, Layer: mtuv1alpha1.PathLayerUnderlay, Expected: p.Size, Measured: int32(m.MTU), Since: metav1.Now()}
+		for _, had := range before.Paths {
+			if had.Peer == found.Peer && had.Layer == found.Layer && had.Measured == found.Measured && had.Expected == found.Expected {
+				found.Since = had.Since
+			}
+		}
+		log.FromContext(ctx).Info("path measured", "peer", p.Address, "expected", p.Size, "measured", m.MTU, "probes", m.Probes)
+		paths = append(paths, found)
+	}
+	status.Paths = paths
 }
 
 // changesFor lists what differs from the spec: the underlay when enforced, then every managed
@@ -550,6 +605,30 @@ func LinkEvents(ctx context.Context, links netdev.Interfaces) <-chan event.Gener
 		}
 	}()
 	return out
+}
+
+// PathMeasurer measures the path to peer, expected to carry expected bytes.
+type PathMeasurer func(ctx context.Context, peer netip.Addr, expected int) (probe.PathMeasurement, error)
+
+// Path measurements: no smaller than IPv6's minimum MTU is looked for, and each probe that
+// vanishes costs pathProbeTimeout, one packet (a measurement sends about two a second).
+const (
+	pathFloor        = 1280
+	pathProbeTimeout = 500 * time.Millisecond
+)
+
+// DefaultPathMeasurer measures with don't-fragment ICMP echoes (probe.PathMTU), in ns when set.
+func DefaultPathMeasurer(ns *netns.NsHandle) PathMeasurer {
+	return func(ctx context.Context, peer netip.Addr, expected int) (m probe.PathMeasurement, err error) {
+		measure := func() error {
+			m, err = probe.PathMTU(ctx, peer, expected, pathFloor, pathProbeTimeout)
+			return err
+		}
+		if ns == nil {
+			return m, measure()
+		}
+		return m, netdev.InNamespace(*ns, measure)
+	}
 }
 
 // DefaultProbes probes the API server over TCP and each peer with a don't-fragment ICMP echo

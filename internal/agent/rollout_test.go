@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -199,11 +200,12 @@ func TestUnderlayMismatchIsNamedAndEnforced(t *testing.T) {
 }
 
 // TestFailedNodeHaltsTheRollout: a node whose probe fails rolls back; the policy stalls naming
-// it and no further node is touched.
+// it and no further node is touched. Its agent measures the paths that failed (a switch port
+// at 1500 between 9000-byte NICs), and the policy names them, worst first.
 func TestFailedNodeHaltsTheRollout(t *testing.T) {
 	flannelFixture(t)
 	bad := newNode("halt-1", 9000)
-	bad.failProbe = true
+	bad.failProbe, bad.pathCarries = true, 1500
 	nodes := []*testNode{bad, newNode("halt-2", 9000), newNode("halt-3", 9000)}
 	cluster(t, 0, nodes...)
 	createPolicy(t, jumboPolicy("halt", intstr.FromInt32(1)))
@@ -219,11 +221,26 @@ func TestFailedNodeHaltsTheRollout(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, "the policy names the short paths", func() error {
+		_, reason, msg := conditionOf(getPolicy(t, "halt"), mtuv1alpha1.ConditionPathMTUVerified)
+		if want := "halt-1 → halt-2: the path carries 1500, the NICs 9000"; reason != mtuv1alpha1.ReasonPathMTUBlackHole || !strings.Contains(msg, want) {
+			return fmt.Errorf("PathMTUVerified %s: %s; want %q", reason, msg, want)
+		}
+		return nil
+	})
 	for _, s := range states(t) {
 		switch s.Name {
 		case "halt-1":
 			if s.Status.LastTransaction == nil || s.Status.LastTransaction.Outcome != mtuv1alpha1.TransactionRolledBack {
 				t.Errorf("halt-1 last transaction %+v; want RolledBack", s.Status.LastTransaction)
+			}
+			if len(s.Status.Paths) == 0 {
+				t.Errorf("halt-1 reports no short path")
+			}
+			for _, p := range s.Status.Paths {
+				if p.Expected != 9000 || p.Measured != 1500 || p.Layer != mtuv1alpha1.PathLayerUnderlay {
+					t.Errorf("halt-1 path %+v; want 9000 expected, 1500 measured, on the underlay", p)
+				}
 			}
 		case "halt-2", "halt-3":
 			if s.Spec.Phase != mtuv1alpha1.PhaseObserve {
@@ -236,6 +253,23 @@ func TestFailedNodeHaltsTheRollout(t *testing.T) {
 			t.Errorf("%s flannel.1 MTU %d; want 1450 (rolled back or untouched)", n.name, l.MTU)
 		}
 	}
+
+	// The port is fixed and the node retried, as the stall says: its next check passes and
+	// the short paths go.
+	bad.fixed.Store(true)
+	retry := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+mtuv1alpha1.RetryAnnotation+`":"true"}}}`))
+	state := &mtuv1alpha1.NodeMTUState{}
+	state.Name = "halt-1"
+	if err := env.Client.Patch(context.Background(), state, retry); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "no short path once fixed", func() error {
+		status, reason, msg := conditionOf(getPolicy(t, "halt"), mtuv1alpha1.ConditionPathMTUVerified)
+		if status != "True" {
+			return fmt.Errorf("PathMTUVerified %s %s: %s", status, reason, msg)
+		}
+		return nil
+	})
 }
 
 // TestStateOfAGonePolicyIsNotEnforced: a NodeMTUState whose policy no longer exists (deleted

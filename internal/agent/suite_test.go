@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,10 @@ type testNode struct {
 	links *fake.Netdev
 	// failProbe makes every probe on this node fail, as a node that loses its peers would.
 	failProbe bool
+	// pathCarries, when set, is what every path from this node carries when measured.
+	pathCarries int
+	// fixed: whatever failed is fixed now (a person corrected the switch port).
+	fixed atomic.Bool
 	// journal, when set, is the agent's journal: its agent starts by recovering from it.
 	journal *journal.Journal
 }
@@ -132,12 +137,18 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 					case <-ctx.Done():
 						return ctx.Err()
 					}
-					if n.failProbe {
+					if n.failProbe && !n.fixed.Load() {
 						return fmt.Errorf("no reply from 192.0.2.9 to a 9000-byte don't-fragment ping")
 					}
 					return nil
 				})
 			},
+		}
+		r.MeasurePath = func(_ context.Context, _ netip.Addr, expected int) (probe.PathMeasurement, error) {
+			if n.pathCarries == 0 || n.fixed.Load() {
+				return probe.PathMeasurement{MTU: expected, Exact: true, Probes: 1}, nil
+			}
+			return probe.PathMeasurement{MTU: min(expected, n.pathCarries), Exact: true, Probes: 15}, nil
 		}
 		if err := r.SetupWithManager(mgr, "agent-"+n.name, agent.LinkEvents(agentCtx, n.links)); err != nil {
 			t.Fatal(err)

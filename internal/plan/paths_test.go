@@ -1,0 +1,50 @@
+package plan
+
+import (
+	"fmt"
+	"testing"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+)
+
+func nodeWithPaths(name, address string, paths ...mtuv1alpha1.PathMTU) NodeInput {
+	s := &mtuv1alpha1.NodeMTUState{}
+	s.Name = name
+	s.Status.UnderlayAddresses = []string{address}
+	s.Status.Paths = paths
+	return NodeInput{Name: name, State: s}
+}
+
+func path(peer string, expected, measured int32) mtuv1alpha1.PathMTU {
+	return mtuv1alpha1.PathMTU{Peer: peer, Layer: mtuv1alpha1.PathLayerUnderlay, Expected: expected, Measured: measured}
+}
+
+func TestShortPaths(t *testing.T) {
+	nodes := []NodeInput{
+		nodeWithPaths("node-a", "192.168.100.11", path("192.168.100.13", 9000, 1500), path("192.168.100.12", 9000, 9000)),
+		nodeWithPaths("node-b", "192.168.100.12"),
+		nodeWithPaths("node-c", "192.168.100.13", path("192.168.100.11", 9000, 1500), path("198.51.100.7", 9000, 0)),
+		{Name: "node-d"}, // no state yet
+	}
+	got := PathsMessage(ShortPaths(nodes))
+	want := "node-c → 198.51.100.7: not even 1280 bytes cross, the NICs 9000; " +
+		"node-a → node-c: the path carries 1500, the NICs 9000; " +
+		"node-c → node-a: the path carries 1500, the NICs 9000"
+	if got != want {
+		t.Errorf("PathsMessage =\n%s\nwant\n%s", got, want)
+	}
+	if short := ShortPaths(nodes[1:2]); len(short) != 0 {
+		t.Errorf("a node that measured nothing short: %v", short)
+	}
+}
+
+func TestPathsMessageIsBounded(t *testing.T) {
+	var nodes []NodeInput
+	for i := range 25 {
+		nodes = append(nodes, nodeWithPaths(fmt.Sprintf("node-%02d", i), fmt.Sprintf("10.0.0.%d", i), path("10.0.1.1", 9000, 1500)))
+	}
+	msg := PathsMessage(ShortPaths(nodes))
+	if want := "; and 15 more"; len(msg) > 700 || msg[len(msg)-len(want):] != want {
+		t.Errorf("PathsMessage of 25 = %q (%d bytes), want 10 named and %q", msg, len(msg), want)
+	}
+}

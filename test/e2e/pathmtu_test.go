@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
+	"github.com/mtu-operator/mtu-operator/test/e2e/story"
+)
+
+// TestBlackHoleBetweenJumboNICs: every NIC is at 9000 but the switch port towards node-c
+// carries 1500, the incident no comparison of NICs sees. The agents' checks of their peers at
+// full size fail, they measure the paths, and the policy names them ("the path carries 1500,
+// the NICs 9000") and stops. Once the port is fixed and the nodes retried, it ends Ready with
+// no short path left.
+func TestBlackHoleBetweenJumboNICs(t *testing.T) {
+	ctx := context.Background()
+	l := startLabWith(t, lab.Options{CNI: lab.Flannel, Nodes: []lab.NodeSpec{{Name: "node-a", UnderlayMTU: 9000}, {Name: "node-b", UnderlayMTU: 9000}, {Name: "node-c", UnderlayMTU: 9000}}})
+	if err := l.SetSwitchPortMTU("node-c", 1500); err != nil {
+		t.Fatal(err)
+	}
+	w, err := story.NewWorld(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jumbo := migration{mtu: 9000, encap: mtuv1alpha1.EncapsulationVXLAN, maxUnavailable: "1"}
+	if err := w.Apply(ctx, story.Step{Policy: jumbo.policy()}); err != nil {
+		t.Fatal(err)
+	}
+
+	var found string
+	if err := l.WaitFor(ctx, "the short paths to node-c named and the rollout stopped", 2*time.Minute, func(ctx context.Context) error {
+		p, err := story.Policy(ctx, l)
+		if err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionPathMTUVerified)
+		stalled := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionStalled)
+		switch {
+		case c == nil || c.Status != metav1.ConditionFalse:
+			return fmt.Errorf("PathMTUVerified: %+v", c)
+		case stalled == nil || stalled.Status != metav1.ConditionTrue:
+			return fmt.Errorf("not stalled: %+v", stalled)
+		}
+		// Every node checks its peers at its turn: both ways across node-c's port. Towards
+		// node-c the port carries 1500; from node-c a veth lets a VLAN tag's 4 bytes more
+		// in, so its echoes of up to 1504 bytes make it.
+		for _, want := range []string{"node-a → node-c: the path carries 1500, the NICs 9000", "node-b → node-c: the path carries 1500, the NICs 9000", "node-c → node-a: the path carries 150", "node-c → node-b: the path carries 150"} {
+			if !strings.Contains(c.Message, want) {
+				return fmt.Errorf("PathMTUVerified does not say %q: %s", want, c.Message)
+			}
+		}
+		found = c.Message
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("PathMTUVerified: %s", found)
+	if strings.Contains(found, "node-a → node-b") || strings.Contains(found, "node-b → node-a") {
+		t.Errorf("a path that carries 9000 is named short: %s", found)
+	}
+
+	if err := l.SetSwitchPortMTU("node-c", 9000); err != nil {
+		t.Fatal(err)
+	}
+	retried, err := retryFailedNodes(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("port fixed; retried %v", retried)
+	if err := l.WaitFor(ctx, "the policy Ready with no short path", 2*time.Minute, func(ctx context.Context) error {
+		if err := policyReady(l)(ctx); err != nil {
+			return err
+		}
+		p, err := story.Policy(ctx, l)
+		if err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionPathMTUVerified); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("PathMTUVerified: %+v", c)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// retryFailedNodes annotates, as the stall message says, each NodeMTUState whose change or
+// check of its paths failed, and names them.
+func retryFailedNodes(ctx context.Context, l *lab.Lab) ([]string, error) {
+	var states mtuv1alpha1.NodeMTUStateList
+	if err := l.Client.List(ctx, &states); err != nil {
+		return nil, err
+	}
+	var retried []string
+	for _, s := range states.Items {
+		tx, v := s.Status.LastTransaction, s.Status.Verification
+		if (tx == nil || tx.Outcome == mtuv1alpha1.TransactionCommitted) && (v == nil || v.Passed) {
+			continue
+		}
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+mtuv1alpha1.RetryAnnotation+`":"true"}}}`))
+		if err := l.Client.Patch(ctx, &s, patch); err != nil {
+			return nil, err
+		}
+		retried = append(retried, s.Name)
+	}
+	if len(retried) == 0 {
+		return nil, fmt.Errorf("no node's change or check failed")
+	}
+	return retried, nil
+}

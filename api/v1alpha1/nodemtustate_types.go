@@ -281,7 +281,7 @@ type Verification struct {
 // +kubebuilder:validation:Enum=Underlay
 type PathLayer string
 
-// PathLayerUnderlay: to the peer's node address, at the size both NICs carry.
+// PathLayerUnderlay is the path to the peer's node address, at the size both NICs carry.
 const PathLayerUnderlay PathLayer = "Underlay"
 
 // PathMTU is a path to a peer that did not carry what it must, as measured.

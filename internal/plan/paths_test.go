@@ -15,15 +15,16 @@ func nodeWithPaths(name, address string, paths ...mtuv1alpha1.PathMTU) NodeInput
 	return NodeInput{Name: name, State: s}
 }
 
-func path(peer string, expected, measured int32) mtuv1alpha1.PathMTU {
-	return mtuv1alpha1.PathMTU{Peer: peer, Layer: mtuv1alpha1.PathLayerUnderlay, Expected: expected, Measured: measured}
+// jumboPath is a path between 9000-byte NICs that carries measured.
+func jumboPath(peer string, measured int32) mtuv1alpha1.PathMTU {
+	return mtuv1alpha1.PathMTU{Peer: peer, Layer: mtuv1alpha1.PathLayerUnderlay, Expected: 9000, Measured: measured}
 }
 
 func TestShortPaths(t *testing.T) {
 	nodes := []NodeInput{
-		nodeWithPaths("node-a", "192.168.100.11", path("192.168.100.13", 9000, 1500), path("192.168.100.12", 9000, 9000)),
+		nodeWithPaths("node-a", "192.168.100.11", jumboPath("192.168.100.13", 1500), jumboPath("192.168.100.12", 9000)),
 		nodeWithPaths("node-b", "192.168.100.12"),
-		nodeWithPaths("node-c", "192.168.100.13", path("192.168.100.11", 9000, 1500), path("198.51.100.7", 9000, 0)),
+		nodeWithPaths("node-c", "192.168.100.13", jumboPath("192.168.100.11", 1500), jumboPath("198.51.100.7", 0)),
 		{Name: "node-d"}, // no state yet
 	}
 	got := PathsMessage(ShortPaths(nodes))
@@ -41,7 +42,7 @@ func TestShortPaths(t *testing.T) {
 func TestPathsMessageIsBounded(t *testing.T) {
 	var nodes []NodeInput
 	for i := range 25 {
-		nodes = append(nodes, nodeWithPaths(fmt.Sprintf("node-%02d", i), fmt.Sprintf("10.0.0.%d", i), path("10.0.1.1", 9000, 1500)))
+		nodes = append(nodes, nodeWithPaths(fmt.Sprintf("node-%02d", i), fmt.Sprintf("10.0.0.%d", i), jumboPath("10.0.1.1", 1500)))
 	}
 	msg := PathsMessage(ShortPaths(nodes))
 	if want := "; and 15 more"; len(msg) > 700 || msg[len(msg)-len(want):] != want {

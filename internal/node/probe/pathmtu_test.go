@@ -3,9 +3,7 @@ package probe_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -81,40 +79,8 @@ func TestPathMTUFindsASilentSwitchPort(t *testing.T) {
 // TestPathMTUBelievesARouterAndChecksIt: a router that cannot forward 9000 says so with the MTU
 // it can: one probe more confirms it, with no timeout spent.
 func TestPathMTUBelievesARouterAndChecksIt(t *testing.T) {
-	a, r, b := nettest.NewNamespace(t), nettest.NewNamespace(t), nettest.NewNamespace(t)
-	a.AddVeth(t, "eth0", "eth0", r, 9000)
-	r.AddVeth(t, "eth1", "eth0", b, 1500)
-	for _, step := range []struct {
-		ns    *nettest.Namespace
-		link  string
-		addrs []string
-	}{
-		{a, "eth0", []string{"10.4.0.1/24", "fd04::1/64"}},
-		{r, "eth0", []string{"10.4.0.254/24", "fd04::254/64"}},
-		{r, "eth1", []string{"10.5.0.254/24", "fd05::254/64"}},
-		{b, "eth0", []string{"10.5.0.2/24", "fd05::2/64"}},
-	} {
-		for _, addr := range step.addrs {
-			step.ns.AddAddr(t, step.link, addr)
-		}
-		step.ns.SetUp(t, step.link)
-	}
-	a.WaitRunning(t, "eth0")
-	r.WaitRunning(t, "eth0", "eth1")
-	b.WaitRunning(t, "eth0")
-	for ns, gws := range map[*nettest.Namespace][]string{a: {"10.4.0.254", "fd04::254"}, b: {"10.5.0.254", "fd05::254"}} {
-		for _, gw := range gws {
-			ns.AddRoute(t, &netlink.Route{LinkIndex: ns.Link(t, "eth0").Attrs().Index, Gw: net.ParseIP(gw)})
-		}
-	}
-	if err := netdev.InNamespace(r.NS, func() error {
-		return errors.Join(
-			os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644),
-			os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0o644))
-	}); err != nil {
-		t.Fatalf("enabling forwarding in the router: %v", err)
-	}
-	for _, target := range []string{"10.5.0.2", "fd05::2"} {
+	a := behindARouter(t)
+	for _, target := range []string{"10.2.0.2", "fd02::2"} {
 		if err := icmp(a, target, 1280, passTimeout).Probe(t.Context()); err != nil {
 			t.Fatalf("1280 bytes to %s: %v", target, err)
 		}

@@ -103,8 +103,11 @@ func TestICMPDF(t *testing.T) {
 	}
 }
 
-func TestICMPDFReportsTheRouterThatCannotForward(t *testing.T) {
-	// a (9000) -- r -- b (1500): r must refuse to forward 9000-byte packets and say so.
+// behindARouter builds a (9000) -- r -- b (1500) and returns a: a router r between a's network
+// (10.1.0.0/24, fd01::/64) and b's (10.2.0.2, fd02::2), which cannot forward to b what b's link
+// does not carry, and says so.
+func behindARouter(t *testing.T) *nettest.Namespace {
+	t.Helper()
 	a, r, b := nettest.NewNamespace(t), nettest.NewNamespace(t), nettest.NewNamespace(t)
 	a.AddVeth(t, "eth0", "eth0", r, 9000)
 	r.AddVeth(t, "eth1", "eth0", b, 1500)
@@ -139,7 +142,11 @@ func TestICMPDFReportsTheRouterThatCannotForward(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("enabling forwarding in the router: %v", err)
 	}
+	return a
+}
 
+func TestICMPDFReportsTheRouterThatCannotForward(t *testing.T) {
+	a := behindARouter(t)
 	if err := icmp(a, "10.2.0.2", 1500, passTimeout).Probe(t.Context()); err != nil {
 		t.Fatalf("1500 bytes through the router: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -379,6 +380,12 @@ func (r *Reconciler) measurePaths(ctx context.Context, checks pathChecks, before
 	if !checks.probed {
 		return
 	}
+	defer func() {
+		pathMTU.DeletePartialMatch(prometheus.Labels{"node": r.NodeName})
+		for _, p := range status.Paths {
+			pathMTU.WithLabelValues(r.NodeName, p.Peer, string(p.Layer)).Set(float64(p.Measured))
+		}
+	}()
 	if !checks.failed || r.MeasurePath == nil {
 		status.Paths = nil
 		return

@@ -30,7 +30,14 @@ var routePin = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Help: "The MTU the agent pins the node's routes via the CNI's devices to now; 0 when it pins none.",
 }, []string{"node"})
 
-func init() { metrics.Registry.MustRegister(podScanErrors, routePin) }
+// pathMTU is what crosses on each path to a peer the agent measured short; a path that carries
+// what it must has no series, so the labels stay few.
+var pathMTU = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "mtu_operator_agent_path_mtu_bytes",
+	Help: "The largest packet that crossed, with fragmentation forbidden, on a path to a peer that carries less than both NICs (0: not even 1280 bytes); only short paths have a series.",
+}, []string{"node", "peer", "layer"})
+
+func init() { metrics.Registry.MustRegister(podScanErrors, routePin, pathMTU) }
 
 // maxStalePodsListed bounds the stale pods a node lists; the count has them all.
 const maxStalePodsListed = 50

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 )
@@ -228,6 +230,9 @@ func TestFailedNodeHaltsTheRollout(t *testing.T) {
 		}
 		return nil
 	})
+	if got := shortPathSeries(t, "halt-1"); len(got) == 0 || slices.ContainsFunc(got, func(v float64) bool { return v != 1500 }) {
+		t.Errorf("halt-1's mtu_operator_agent_path_mtu_bytes: %v, want 1500 for each short path", got)
+	}
 	for _, s := range states(t) {
 		switch s.Name {
 		case "halt-1":
@@ -270,6 +275,32 @@ func TestFailedNodeHaltsTheRollout(t *testing.T) {
 		}
 		return nil
 	})
+	if got := shortPathSeries(t, "halt-1"); len(got) > 0 {
+		t.Errorf("halt-1's mtu_operator_agent_path_mtu_bytes once fixed: %v, want no series", got)
+	}
+}
+
+// shortPathSeries are the values of node's mtu_operator_agent_path_mtu_bytes series.
+func shortPathSeries(t *testing.T, node string) []float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []float64
+	for _, f := range families {
+		if f.GetName() != "mtu_operator_agent_path_mtu_bytes" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "node" && l.GetValue() == node {
+					values = append(values, m.GetGauge().GetValue())
+				}
+			}
+		}
+	}
+	return values
 }
 
 // TestStateOfAGonePolicyIsNotEnforced: a NodeMTUState whose policy no longer exists (deleted

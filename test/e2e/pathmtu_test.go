@@ -9,8 +9,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
@@ -74,7 +72,7 @@ func TestBlackHoleBetweenJumboNICs(t *testing.T) {
 	if err := l.SetSwitchPortMTU("node-c", 9000); err != nil {
 		t.Fatal(err)
 	}
-	retried, err := retryFailedNodes(ctx, l)
+	retried, err := w.RetryFailedNodes(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,29 +92,4 @@ func TestBlackHoleBetweenJumboNICs(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// retryFailedNodes annotates, as the stall message says, each NodeMTUState whose change or
-// check of its paths failed, and names them.
-func retryFailedNodes(ctx context.Context, l *lab.Lab) ([]string, error) {
-	var states mtuv1alpha1.NodeMTUStateList
-	if err := l.Client.List(ctx, &states); err != nil {
-		return nil, err
-	}
-	var retried []string
-	for _, s := range states.Items {
-		tx, v := s.Status.LastTransaction, s.Status.Verification
-		if (tx == nil || tx.Outcome == mtuv1alpha1.TransactionCommitted) && (v == nil || v.Passed) {
-			continue
-		}
-		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+mtuv1alpha1.RetryAnnotation+`":"true"}}}`))
-		if err := l.Client.Patch(ctx, &s, patch); err != nil {
-			return nil, err
-		}
-		retried = append(retried, s.Name)
-	}
-	if len(retried) == 0 {
-		return nil, fmt.Errorf("no node's change or check failed")
-	}
-	return retried, nil
 }

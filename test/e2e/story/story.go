@@ -49,6 +49,9 @@ type Step struct {
 	Title string
 	// Why explains the step to a reader, one sentence a line.
 	Why []string
+	// Before, when set, is what happens to the cluster before the policy is applied (a switch
+	// port misconfigured, or fixed).
+	Before func(ctx context.Context, w *World) error
 	// Policy is the whole policy the engineer applies.
 	Policy string
 	// Expect says what the operator must reach, for a reader.
@@ -162,6 +165,12 @@ var (
 	flushedAB = Crossing{From: "node-a", To: "node-b", Size: 8950, Why: "routes were pinned at 1450 during the rollout; when the pins went, the agent made node-a's pod forget the 1450 it had learnt"}
 	raisedAC  = Crossing{From: "node-a", To: "node-c", Size: 8950, Why: "node-c's pods were raised in place"}
 	raisedCB  = Crossing{From: "node-c", To: "node-b", Size: 8950, Why: "node-c's pods were raised in place, and forgot what they had learnt"}
+)
+
+// After a switch port towards node-c came back at 1500.
+var (
+	jumboNewPods  = Crossing{From: "node-a", To: "node-b", Size: 9000, Why: "their switch ports carry jumbo frames"}
+	blackHolePort = Crossing{From: "node-a", To: "node-c", Size: 1500, Why: "node-c's switch port carries 1500 and drops larger frames without a word"}
 )
 
 // newPods is what crosses once every pod was recreated at size: new pods remember nothing.
@@ -345,11 +354,90 @@ func Steps(cni lab.CNI) []Step {
 		Crossings:    newPods(9000),
 		ReplacesPods: true,
 		Show:         []string{ShowPolicy, ShowConditions, ShowPods, ShowEvictions, ShowTraffic},
+	}, {
+		Title: "A black hole: node-c's switch port comes back at 1500",
+		Why: []string{
+			"node-c's switch is replaced and its port comes up at 1500. Every NIC still says 9000, so no",
+			"comparison of NICs can see it, but frames larger than 1500 to or from node-c now vanish.",
+			"The next change of the policy has every node check its peers at full size: the checks",
+			"towards node-c fail, the agents measure those paths, and the rollout stops.",
+		},
+		Before: func(_ context.Context, w *World) error { return w.SetSwitchPortMTU("node-c", 1500) },
+		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
+		Expect: "the paths to and from node-c measured and named in PathMTUVerified, the rollout Stalled",
+		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
+			return all(
+				hasCondition(p, mtuv1alpha1.ConditionStalled, metav1.ConditionTrue, mtuv1alpha1.ReasonPathCheckFailed, ""),
+				hasCondition(p, mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionFalse, mtuv1alpha1.ReasonPathMTUBlackHole, "node-a → node-c: the path carries 1500, the NICs 9000"),
+				hasCondition(p, mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionFalse, "", "node-b → node-c: the path carries 1500, the NICs 9000"),
+				// From node-c's side a veth lets a VLAN tag's 4 bytes more in: 1504.
+				hasCondition(p, mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionFalse, "", "node-c → node-a: the path carries 150"),
+				hasCondition(p, mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionFalse, "", "node-c → node-b: the path carries 150"),
+			)
+		},
+		Timeout:   2 * time.Minute,
+		Crossings: []Crossing{jumboNewPods, blackHolePort},
+		Show:      []string{ShowConditions, ShowNodes, ShowEvents, ShowTraffic},
+	}, {
+		Title: "Fix the port, check again",
+		Why: []string{
+			"The network team sets node-c's port back to 9000, and the nodes whose checks failed are",
+			"retried as the Stalled condition says. Their checks pass, the short paths are cleared.",
+		},
+		Before: func(ctx context.Context, w *World) error {
+			if err := w.SetSwitchPortMTU("node-c", 9000); err != nil {
+				return err
+			}
+			_, err := w.RetryFailedNodes(ctx)
+			return err
+		},
+		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
+		Expect: "the policy Ready, PathMTUVerified True",
+		Until: func(_ context.Context, _ *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
+			return all(
+				hasCondition(p, mtuv1alpha1.ConditionReady, metav1.ConditionTrue, "", ""),
+				hasCondition(p, mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionTrue, "", ""),
+			)
+		},
+		Timeout:   2 * time.Minute,
+		Crossings: newPods(9000),
+		Show:      []string{ShowConditions, ShowTraffic},
 	}}
 }
 
-// Apply applies a step's policy as `kubectl apply --server-side` does.
+// RetryFailedNodes annotates, as a Stalled condition says, each NodeMTUState whose change or
+// check of its paths failed, and names them.
+func (w *World) RetryFailedNodes(ctx context.Context) ([]string, error) {
+	var states mtuv1alpha1.NodeMTUStateList
+	if err := w.Client.List(ctx, &states); err != nil {
+		return nil, err
+	}
+	var retried []string
+	for _, s := range states.Items {
+		tx, v := s.Status.LastTransaction, s.Status.Verification
+		if (tx == nil || tx.Outcome == mtuv1alpha1.TransactionCommitted) && (v == nil || v.Passed) {
+			continue
+		}
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+mtuv1alpha1.RetryAnnotation+`":"true"}}}`))
+		if err := w.Client.Patch(ctx, &s, patch); err != nil {
+			return nil, err
+		}
+		retried = append(retried, s.Name)
+	}
+	if len(retried) == 0 {
+		return nil, fmt.Errorf("no node's change or check failed")
+	}
+	return retried, nil
+}
+
+// Apply does what happens before the step, then applies its policy as
+// `kubectl apply --server-side` does.
 func (w *World) Apply(ctx context.Context, s Step) error {
+	if s.Before != nil {
+		if err := s.Before(ctx, w); err != nil {
+			return err
+		}
+	}
 	u := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(s.Policy), &u.Object); err != nil {
 		return err

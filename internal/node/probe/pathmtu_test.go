@@ -3,6 +3,7 @@ package probe_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -108,5 +109,28 @@ func TestPathMTUCannotProbe(t *testing.T) {
 	_, err := probe.PathMTU(context.Background(), netip.Addr{}, 9000, 1280, time.Second)
 	if !errors.Is(err, probe.ErrCannotProbe) {
 		t.Errorf("PathMTU without a target = %v, want ErrCannotProbe", err)
+	}
+}
+
+// BenchmarkPathMTURound is one node's round of the sampled schedule on healthy paths: three
+// peers, each measured at its expected size, which crosses at the first probe.
+func BenchmarkPathMTURound(b *testing.B) {
+	a, _ := pair(b, 9000, 9000)
+	target := netip.MustParseAddr("10.0.0.2")
+	err := netdev.InNamespace(a.NS, func() error {
+		if err := probe.ICMPDF(target, 1280, passTimeout).Probe(b.Context()); err != nil {
+			return err // neighbor discovery first
+		}
+		for b.Loop() {
+			for range 3 {
+				if m, err := probe.PathMTU(b.Context(), target, 9000, 1280, blackHoleTimeout); err != nil || m.MTU != 9000 {
+					return fmt.Errorf("measured %+v: %w", m, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 }

@@ -40,7 +40,7 @@ func TestAllRunsInOrderAndStopsAtTheFirstFailure(t *testing.T) {
 
 // pair joins namespaces a and b with a veth pair (eth0 on both sides) at the given MTUs:
 // 10.0.0.1/24 and fd00::1/64 in a, 10.0.0.2/24 and fd00::2/64 in b.
-func pair(t *testing.T, mtuA, mtuB int) (a, b *nettest.Namespace) {
+func pair(t testing.TB, mtuA, mtuB int) (a, b *nettest.Namespace) {
 	t.Helper()
 	a, b = nettest.NewNamespace(t), nettest.NewNamespace(t)
 	a.AddVeth(t, "eth0", "eth0", b, 1500)

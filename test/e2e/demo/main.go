@@ -123,6 +123,12 @@ func run(ctx context.Context) (held bool, err error) {
 		for _, line := range step.Why {
 			fmt.Fprintln(p.out, "  "+line)
 		}
+		if len(step.Commands) > 0 {
+			fmt.Fprintln(p.out)
+		}
+		for _, c := range step.Commands {
+			fmt.Fprintln(p.out, "  $ "+c)
+		}
 		p.apply(previous, step.Policy)
 		previous = step.Policy
 		if err := w.Apply(ctx, step); err != nil {
@@ -238,6 +244,9 @@ func (p *printer) apply(previous, policy string) {
 		if before[i] != after[i] {
 			changes = append(changes, fmt.Sprintf("%s -> %s", strings.TrimSpace(before[i]), strings.TrimSpace(after[i])))
 		}
+	}
+	if len(changes) == 0 {
+		return // the policy as it was: the step is what happens around it
 	}
 	fmt.Fprintf(p.out, "  $ kubectl apply --server-side -f %s.yaml    # %s\n", story.PolicyName, strings.Join(changes, ", "))
 }

@@ -50,8 +50,9 @@ type Step struct {
 	// Why explains the step to a reader, one sentence a line.
 	Why []string
 	// Before, when set, is what happens to the cluster before the policy is applied (a switch
-	// port misconfigured, or fixed).
-	Before func(ctx context.Context, w *World) error
+	// port misconfigured, or fixed); Commands say it as shell lines, for the demo.
+	Before   func(ctx context.Context, w *World) error
+	Commands []string
 	// Policy is the whole policy the engineer applies.
 	Policy string
 	// Expect says what the operator must reach, for a reader.
@@ -362,9 +363,10 @@ func Steps(cni lab.CNI) []Step {
 			"The next change of the policy has every node check its peers at full size: the checks",
 			"towards node-c fail, the agents measure those paths, and the rollout stops.",
 		},
-		Before: func(_ context.Context, w *World) error { return w.SetSwitchPortMTU("node-c", 1500) },
-		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
-		Expect: "the paths to and from node-c measured and named in PathMTUVerified, the rollout Stalled",
+		Before:   func(_ context.Context, w *World) error { return w.SetSwitchPortMTU("node-c", 1500) },
+		Commands: []string{"ip link set port-node-c mtu 1500    # on the switch: the port towards node-c"},
+		Policy:   policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
+		Expect:   "the paths to and from node-c measured and named in PathMTUVerified, the rollout Stalled",
 		Until: func(ctx context.Context, w *World, p *mtuv1alpha1.NetworkMTUPolicy) error {
 			return all(
 				hasCondition(p, mtuv1alpha1.ConditionStalled, metav1.ConditionTrue, mtuv1alpha1.ReasonPathCheckFailed, ""),
@@ -390,6 +392,10 @@ func Steps(cni lab.CNI) []Step {
 			}
 			_, err := w.RetryFailedNodes(ctx)
 			return err
+		},
+		Commands: []string{
+			"ip link set port-node-c mtu 9000    # on the switch",
+			"kubectl annotate nodemtustate node-a node-b node-c " + mtuv1alpha1.RetryAnnotation + "=true",
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
 		Expect: "the policy Ready, PathMTUVerified True",

@@ -229,6 +229,9 @@ func (p *printer) topology(ctx context.Context, l *lab.Lab) {
 
 // apply prints the kubectl command the step stands for, with the lines that changed.
 func (p *printer) apply(previous, policy string) {
+	if previous == policy {
+		return // the policy as it was: the step is what happens around it
+	}
 	fmt.Fprintln(p.out)
 	if previous == "" {
 		fmt.Fprintln(p.out, "  $ kubectl apply --server-side -f - <<EOF")
@@ -244,9 +247,6 @@ func (p *printer) apply(previous, policy string) {
 		if before[i] != after[i] {
 			changes = append(changes, fmt.Sprintf("%s -> %s", strings.TrimSpace(before[i]), strings.TrimSpace(after[i])))
 		}
-	}
-	if len(changes) == 0 {
-		return // the policy as it was: the step is what happens around it
 	}
 	fmt.Fprintf(p.out, "  $ kubectl apply --server-side -f %s.yaml    # %s\n", story.PolicyName, strings.Join(changes, ", "))
 }

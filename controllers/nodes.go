@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -9,10 +10,12 @@ import (
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -26,6 +29,12 @@ import (
 
 // probeTimeoutSeconds is how long an agent's probe may take before it rolls a change back.
 const probeTimeoutSeconds = 10
+
+// The policy's pathProbing defaults, for a policy stored before the field had them.
+const (
+	defaultPeersPerRound = 3
+	defaultRoundSeconds  = 30
+)
 
 // gatheredNodes are the selected nodes with their state objects. A node without one yet has a
 // nil State and is in missing: the migration creates its state with the spec its first step
@@ -233,7 +242,15 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		return phaseResult{}, err
 	}
 	log.FromContext(ctx).V(1).Info("node specs written", "created", len(created), "gatheredAndDecided", writeStart.Sub(now), "wrote", time.Since(writeStart))
-	if err := r.releasePins(ctx, transition, step.PinsReleased); err != nil {
+	// Once settled, the agents keep probing the paths between the nodes, on the schedule the
+	// transition gives them; during a rollout the turns' checks do, and nodes changing would
+	// fail probes for nothing.
+	var probing *mtuv1alpha1.PathProbingSchedule
+	if step.Migration.Phase == mtuv1alpha1.MigrationDone && step.Nodes.Status == metav1.ConditionTrue && !in.DryRun {
+		pp := policy.Spec.PathProbing
+		probing = plan.ProbeSchedule(nodeInputs(nodes), ptr.Deref(pp.PeersPerRound, defaultPeersPerRound), cmp.Or(pp.RoundSeconds, defaultRoundSeconds))
+	}
+	if err := r.updateTransition(ctx, transition, step.PinsReleased, probing); err != nil {
 		return phaseResult{}, err
 	}
 	policy.Status.Migration = step.Migration.DeepCopy()
@@ -518,16 +535,18 @@ func (r *NetworkMTUPolicyReconciler) ensureTransition(ctx context.Context, polic
 	return t, nil
 }
 
-// releasePins releases the pins of every node at once, up to generation released, with one
-// write that every agent watches.
-func (r *NetworkMTUPolicyReconciler) releasePins(ctx context.Context, t *mtuv1alpha1.NetworkMTUTransition, released int64) error {
-	if released <= t.Spec.PinsReleasedGeneration {
+// updateTransition writes what every agent acts on at once, in one patch when anything
+// changed: the release of the route pins up to generation released (it only grows), and the
+// schedule of path probing (nil stops it).
+func (r *NetworkMTUPolicyReconciler) updateTransition(ctx context.Context, t *mtuv1alpha1.NetworkMTUTransition, released int64, probing *mtuv1alpha1.PathProbingSchedule) error {
+	patched := t.DeepCopy()
+	patched.Spec.PinsReleasedGeneration = max(released, t.Spec.PinsReleasedGeneration)
+	patched.Spec.Probing = probing
+	if equality.Semantic.DeepEqual(patched.Spec, t.Spec) {
 		return nil
 	}
-	patched := t.DeepCopy()
-	patched.Spec.PinsReleasedGeneration = released
 	if err := r.Patch(ctx, patched, client.MergeFromWithOptions(t, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
-		return fmt.Errorf("releasing the route pins in NetworkMTUTransition %s: %w", t.Name, err)
+		return fmt.Errorf("updating NetworkMTUTransition %s: %w", t.Name, err)
 	}
 	return nil
 }

@@ -177,6 +177,23 @@ type RolloutSpec struct {
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 }
 
+// PathProbingSpec paces the agents' probes of the paths between nodes.
+type PathProbingSpec struct {
+	// peersPerRound is how many other nodes each node probes a round, and how many probe it;
+	// 0 turns the probing between rollouts off.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	PeersPerRound *int32 `json:"peersPerRound,omitempty"`
+	// roundSeconds is how long a round lasts.
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	RoundSeconds int32 `json:"roundSeconds,omitempty"`
+}
+
 // StalePodAction is what to do with a pod whose interface MTU predates a change.
 // +kubebuilder:validation:Enum=Report;Evict;InPlace
 // +kubebuilder:validation:MaxLength=16
@@ -280,6 +297,13 @@ type NetworkMTUPolicySpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	StalePods StalePodsSpec `json:"stalePods,omitempty"`
+
+	// pathProbing says how the agents keep checking the paths between the selected nodes once
+	// the policy is Ready: each round, each node probes a few others at the size both NICs
+	// carry, on a schedule that reaches every pair of nodes in time.
+	// +kubebuilder:default={}
+	// +optional
+	PathProbing PathProbingSpec `json:"pathProbing,omitempty"`
 
 	// mode is Apply (change the cluster) or DryRun (publish the plan in status, change
 	// nothing).

@@ -16,6 +16,34 @@ type NetworkMTUTransitionSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	PinsReleasedGeneration int64 `json:"pinsReleasedGeneration,omitempty"`
+	// probing is the schedule of the agents' probes between rollouts; unset while the policy
+	// is not Ready, or when its pathProbing is off.
+	// +optional
+	Probing *PathProbingSchedule `json:"probing,omitempty"`
+}
+
+// PathProbingSchedule is what every agent needs to find its peers of a round
+// (pathmtu.Peers): the nodes in a fixed order, each with the address it is probed at and the
+// MTU of its NIC. It is written when the set of nodes changes, not every round.
+type PathProbingSchedule struct {
+	// peersPerRound is how many peers each node probes a round.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +required
+	PeersPerRound int32 `json:"peersPerRound"`
+	// roundSeconds is how long a round lasts; round r starts at r·roundSeconds after the
+	// Unix epoch, so every agent agrees on it without talking to the others.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	// +required
+	RoundSeconds int32 `json:"roundSeconds"`
+	// targets are the nodes, by name, as "address/mtu": compact, since every agent receives
+	// the list.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:items:MaxLength=51
+	// +required
+	Targets []string `json:"targets"`
 }
 
 // PinReleased says whether a transition's pinsReleasedGeneration releases the pin of a spec of

@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -84,6 +82,9 @@ type Reconciler struct {
 	// outlive the process (see Recover).
 	Journal *journal.Journal
 
+	// paths are the paths found short, by the checks and by the rounds between rollouts.
+	paths pathBook
+
 	// last is the agent's own record of its last transaction. The agent alone writes that status, so this record is authoritative even when the
 	// cache has not caught up with the status it just wrote.
 	last *mtuv1alpha1.Transaction
@@ -141,7 +142,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		checks.add(r.converge(ctx, state, u))
 	}
 	checks.add(r.verifyPaths(ctx, state))
-	r.measurePaths(ctx, checks, base.Status, state, u)
+	r.measurePaths(ctx, checks, state, u)
 	if err := r.pinRoutes(spec, status, pinReleased(transition, spec)); err != nil {
 		// A CNI device that does not exist (yet) has no routes to pin; anything else is
 		// worth a log line, but the report still goes out.
@@ -362,60 +363,6 @@ func (r *Reconciler) verifyPaths(ctx context.Context, state *mtuv1alpha1.NodeMTU
 	return true, result.Passed
 }
 
-// pathChecks sums up the checks of the paths to the probe peers run in one reconcile.
-type pathChecks struct{ probed, failed bool }
-
-func (c *pathChecks) add(probed, passed bool) {
-	c.probed = c.probed || probed
-	c.failed = c.failed || (probed && !passed)
-}
-
-// measurePaths measures, when a check ran in this reconcile (a change's probe, or a
-// verification) and failed, each probe peer's path: what crosses with fragmentation forbidden,
-// reported in status.paths. A check that passed clears them. Only peers whose size the node's
-// own NIC carries now are measured: after a rollback of a raised NIC the path is not what
-// failed.
-func (r *Reconciler) measurePaths(ctx context.Context, checks pathChecks, before mtuv1alpha1.NodeMTUStateStatus, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) {
-	status := &state.Status
-	if !checks.probed {
-		return
-	}
-	defer func() {
-		pathMTU.DeletePartialMatch(prometheus.Labels{"node": r.NodeName})
-		for _, p := range status.Paths {
-			pathMTU.WithLabelValues(r.NodeName, p.Peer, string(p.Layer)).Set(float64(p.Measured))
-		}
-	}()
-	if !checks.failed || r.MeasurePath == nil {
-		status.Paths = nil
-		return
-	}
-	var paths []mtuv1alpha1.PathMTU
-	for _, p := range state.Spec.Probe.Peers {
-		addr, err := netip.ParseAddr(p.Address)
-		if err != nil || p.Size <= 0 || (u.mtu > 0 && u.mtu < p.Size) {
-			continue
-		}
-		m, err := r.MeasurePath(ctx, addr, int(p.Size))
-		if err != nil {
-			log.FromContext(ctx).Error(err, "measuring the path", "peer", p.Address)
-			continue
-		}
-		if m.MTU >= int(p.Size) {
-			continue
-		}
-		found := mtuv1alpha1.PathMTU{Peer: p.Address, Layer: mtuv1alpha1.PathLayerUnderlay, Expected: p.Size, Measured: int32(m.MTU), Since: metav1.Now()}
-		for _, had := range before.Paths {
-			if had.Peer == found.Peer && had.Layer == found.Layer && had.Measured == found.Measured && had.Expected == found.Expected {
-				found.Since = had.Since
-			}
-		}
-		log.FromContext(ctx).Info("path measured", "peer", p.Address, "expected", p.Size, "measured", m.MTU, "probes", m.Probes)
-		paths = append(paths, found)
-	}
-	status.Paths = paths
-}
-
 // changesFor lists what differs from the spec: the underlay when enforced, then every managed
 // interface present on the node. Absent interfaces are reported, not created.
 func changesFor(spec mtuv1alpha1.NodeMTUStateSpec, u detectedUnderlay) []txn.Change {
@@ -580,6 +527,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, name string, linkEvents 
 	if linkEvents != nil {
 		b = b.WatchesRawSource(source.Channel(linkEvents, enqueueOwn))
 	}
+	// The rounds of path probing between rollouts wake the reconciler when what is short
+	// changes.
+	found := make(chan event.GenericEvent)
+	b = b.WatchesRawSource(source.Channel(found, enqueueOwn))
+	if err := mgr.Add(&pathRounds{r: r, found: found}); err != nil {
+		return err
+	}
 	return b.Complete(r)
 }
 
@@ -612,30 +566,6 @@ func LinkEvents(ctx context.Context, links netdev.Interfaces) <-chan event.Gener
 		}
 	}()
 	return out
-}
-
-// PathMeasurer measures the path to peer, expected to carry expected bytes.
-type PathMeasurer func(ctx context.Context, peer netip.Addr, expected int) (probe.PathMeasurement, error)
-
-// Path measurements: no smaller than IPv6's minimum MTU is looked for, and each probe that
-// vanishes costs pathProbeTimeout, one packet (a measurement sends about two a second).
-const (
-	pathFloor        = 1280
-	pathProbeTimeout = 500 * time.Millisecond
-)
-
-// DefaultPathMeasurer measures with don't-fragment ICMP echoes (probe.PathMTU), in ns when set.
-func DefaultPathMeasurer(ns *netns.NsHandle) PathMeasurer {
-	return func(ctx context.Context, peer netip.Addr, expected int) (m probe.PathMeasurement, err error) {
-		measure := func() error {
-			m, err = probe.PathMTU(ctx, peer, expected, pathFloor, pathProbeTimeout)
-			return err
-		}
-		if ns == nil {
-			return m, measure()
-		}
-		return m, netdev.InNamespace(*ns, measure)
-	}
 }
 
 // DefaultProbes probes the API server over TCP and each peer with a don't-fragment ICMP echo

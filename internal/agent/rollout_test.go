@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -338,4 +339,52 @@ func TestStateOfAGonePolicyIsNotEnforced(t *testing.T) {
 			t.Errorf("route %s pinned at %d for a policy that is gone", r.ID(), r.MTU)
 		}
 	}
+}
+
+// TestPathsAreProbedBetweenRollouts: once the policy is Ready its agents keep probing the
+// paths between the nodes, a few peers a round. A switch port towards one node that comes back
+// at 1500 is found and named within a few rounds, with no rollout and no retry; fixed, it is
+// cleared the same way.
+func TestPathsAreProbedBetweenRollouts(t *testing.T) {
+	flannelFixture(t)
+	nodes := []*testNode{newNode("rounds-1", 9000), newNode("rounds-2", 9000), newNode("rounds-3", 9000)}
+	cluster(t, 0, nodes...)
+	p := jumboPolicy("rounds", intstr.FromInt32(3))
+	p.Spec.PathProbing = mtuv1alpha1.PathProbingSpec{PeersPerRound: ptr.To[int32](1), RoundSeconds: 1}
+	createPolicy(t, p)
+	eventually(t, "the policy Ready, the probing scheduled", func() error {
+		if status, reason, msg := conditionOf(getPolicy(t, "rounds"), mtuv1alpha1.ConditionReady); status != "True" {
+			return fmt.Errorf("Ready %s %s: %s", status, reason, msg)
+		}
+		tr := &mtuv1alpha1.NetworkMTUTransition{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Name: "rounds"}, tr); err != nil {
+			return err
+		}
+		if s := tr.Spec.Probing; s == nil || len(s.Targets) != 3 || s.PeersPerRound != 1 || s.RoundSeconds != 1 {
+			return fmt.Errorf("probing %+v", s)
+		}
+		return nil
+	})
+
+	third := nodeAddress(2)
+	switchPorts.Store(third, 1500)
+	t.Cleanup(func() { switchPorts.Delete(third) })
+	eventually(t, "the paths to and from rounds-3 named", func() error {
+		status, reason, msg := conditionOf(getPolicy(t, "rounds"), mtuv1alpha1.ConditionPathMTUVerified)
+		for _, want := range []string{"rounds-1 → rounds-3: the path carries 1500, the NICs 9000", "rounds-3 → rounds-1: the path carries 1500"} {
+			if status != "False" || !strings.Contains(msg, want) {
+				return fmt.Errorf("PathMTUVerified %s %s: %s; want %q", status, reason, msg, want)
+			}
+		}
+		return nil
+	})
+
+	switchPorts.Delete(third)
+	eventually(t, "no short path once fixed, without a retry", func() error {
+		status, reason, msg := conditionOf(getPolicy(t, "rounds"), mtuv1alpha1.ConditionPathMTUVerified)
+		if status != "True" {
+			return fmt.Errorf("PathMTUVerified %s %s: %s", status, reason, msg)
+		}
+		return nil
+	})
 }

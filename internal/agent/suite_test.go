@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,6 +85,13 @@ func newNode(name string, underlay int) *testNode {
 	return &testNode{name: name, links: links}
 }
 
+// nodeAddress is the InternalIP of the cluster's i-th node.
+func nodeAddress(i int) string { return fmt.Sprintf("192.0.2.%d", i+1) }
+
+// switchPorts are the MTUs of the switch ports towards the nodes' addresses that carry less
+// than the NICs, as the agents' measurements see them.
+var switchPorts sync.Map
+
 // cluster creates the nodes' Node objects and runs one agent per node until the test ends.
 func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 	t.Helper()
@@ -95,7 +103,7 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 		if err := env.Client.Create(ctx, node); err != nil {
 			t.Fatal(err)
 		}
-		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("192.0.2.%d", i+1)}}
+		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: nodeAddress(i)}}
 		if err := env.Client.Status().Update(ctx, node); err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +131,8 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 		t.Fatal(err)
 	}
 	agentCtx, cancel := context.WithCancel(ctx)
-	for _, n := range nodes {
+	for i, n := range nodes {
+		own := nodeAddress(i)
 		recovered, err := agent.Recover(ctx, n.links, n.journal)
 		if err != nil {
 			t.Fatal(err)
@@ -144,11 +153,17 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 				})
 			},
 		}
-		r.MeasurePath = func(_ context.Context, _ netip.Addr, expected int) (probe.PathMeasurement, error) {
-			if n.pathCarries == 0 || n.fixed.Load() {
-				return probe.PathMeasurement{MTU: expected, Exact: true, Probes: 1}, nil
+		r.MeasurePath = func(_ context.Context, peer netip.Addr, expected int) (probe.PathMeasurement, error) {
+			carries := expected
+			if n.pathCarries != 0 && !n.fixed.Load() {
+				carries = min(carries, n.pathCarries)
 			}
-			return probe.PathMeasurement{MTU: min(expected, n.pathCarries), Exact: true, Probes: 15}, nil
+			for _, end := range []string{own, peer.String()} {
+				if port, ok := switchPorts.Load(end); ok {
+					carries = min(carries, port.(int))
+				}
+			}
+			return probe.PathMeasurement{MTU: carries, Exact: true, Probes: 1}, nil
 		}
 		if err := r.SetupWithManager(mgr, "agent-"+n.name, agent.LinkEvents(agentCtx, n.links)); err != nil {
 			t.Fatal(err)

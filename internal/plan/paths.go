@@ -3,10 +3,12 @@ package plan
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/plan/pathmtu"
 )
 
 // ShortPath is a path between two nodes that carries less than both NICs do: a black hole for
@@ -55,6 +57,32 @@ func ShortPaths(nodes []NodeInput) []ShortPath {
 		return cmp.Or(cmp.Compare(a.Measured, b.Measured), strings.Compare(a.From, b.From), strings.Compare(a.To, b.To))
 	})
 	return short
+}
+
+// ProbeSchedule is the schedule the agents probe between rollouts: the nodes by name, each as
+// the address it is probed at and its NIC's MTU. A node that has not reported both is left
+// out; nil when no two nodes can probe each other, or peersPerRound is 0.
+func ProbeSchedule(nodes []NodeInput, peersPerRound, roundSeconds int32) *mtuv1alpha1.PathProbingSchedule {
+	if peersPerRound <= 0 {
+		return nil
+	}
+	sorted := slices.Clone(nodes)
+	slices.SortFunc(sorted, func(a, b NodeInput) int { return strings.Compare(a.Name, b.Name) })
+	var targets []string
+	for _, n := range sorted {
+		if n.State == nil || len(n.State.Status.UnderlayAddresses) == 0 || n.State.Status.UnderlayMTU < 68 {
+			continue
+		}
+		address, err := netip.ParseAddr(n.State.Status.UnderlayAddresses[0])
+		if err != nil {
+			continue
+		}
+		targets = append(targets, pathmtu.FormatTarget(address, int(n.State.Status.UnderlayMTU)))
+	}
+	if len(targets) < 2 {
+		return nil
+	}
+	return &mtuv1alpha1.PathProbingSchedule{PeersPerRound: peersPerRound, RoundSeconds: max(roundSeconds, 1), Targets: targets}
 }
 
 // PathsMessage says which paths fall short, the worst few by name.

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
@@ -47,5 +48,27 @@ func TestPathsMessageIsBounded(t *testing.T) {
 	msg := PathsMessage(ShortPaths(nodes))
 	if want := "; and 15 more"; len(msg) > 700 || msg[len(msg)-len(want):] != want {
 		t.Errorf("PathsMessage of 25 = %q (%d bytes), want 10 named and %q", msg, len(msg), want)
+	}
+}
+
+func TestProbeSchedule(t *testing.T) {
+	withMTU := func(n NodeInput, mtu int32) NodeInput { n.State.Status.UnderlayMTU = mtu; return n }
+	nodes := []NodeInput{
+		withMTU(nodeWithPaths("node-c", "192.168.100.13"), 1500),
+		withMTU(nodeWithPaths("node-a", "192.168.100.11"), 9000),
+		nodeWithPaths("node-d", "192.168.100.14"), // no NIC reported yet
+		{Name: "node-e"}, // no state yet
+		withMTU(nodeWithPaths("node-b", "fd00::12"), 9000),
+	}
+	got := ProbeSchedule(nodes, 3, 30)
+	want := []string{"192.168.100.11/9000", "fd00::12/9000", "192.168.100.13/1500"}
+	if got == nil || !slices.Equal(got.Targets, want) || got.PeersPerRound != 3 || got.RoundSeconds != 30 {
+		t.Errorf("ProbeSchedule = %+v, want the targets %v by node name", got, want)
+	}
+	if got := ProbeSchedule(nodes, 0, 30); got != nil {
+		t.Errorf("probing off: %+v", got)
+	}
+	if got := ProbeSchedule(nodes[:1], 3, 30); got != nil {
+		t.Errorf("one node has nobody to probe: %+v", got)
 	}
 }

@@ -34,6 +34,8 @@ type migration struct {
 	// swapsRoutes: flanneld replaces each route to a peer when it switches between host-gw
 	// and VXLAN, deleting before adding: a datagram per path and node may meet the gap.
 	swapsRoutes bool
+	// roundSeconds, when set, is the policy's pathProbing.roundSeconds.
+	roundSeconds int
 }
 
 func (m migration) policy() string {
@@ -53,7 +55,14 @@ spec:
     maxUnavailable: %s
   stalePods:
     action: InPlace
-`, story.PolicyName, m.mtu, m.allowLowering, m.encap, m.maxUnavailable)
+`, story.PolicyName, m.mtu, m.allowLowering, m.encap, m.maxUnavailable) + m.probing()
+}
+
+func (m migration) probing() string {
+	if m.roundSeconds == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  pathProbing:\n    roundSeconds: %d\n", m.roundSeconds)
 }
 
 // matrixPaths carry the routable size between every pair of nodes, both ways round the lab.

@@ -30,7 +30,7 @@ func TestBlackHoleBetweenJumboNICs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jumbo := migration{mtu: 9000, encap: mtuv1alpha1.EncapsulationVXLAN, maxUnavailable: "1"}
+	jumbo := migration{mtu: 9000, encap: mtuv1alpha1.EncapsulationVXLAN, maxUnavailable: "1", roundSeconds: 2}
 	if err := w.Apply(ctx, story.Step{Policy: jumbo.policy()}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,5 +91,39 @@ func TestBlackHoleBetweenJumboNICs(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+
+	// Between rollouts the agents keep probing, a round every 2 seconds: the port going bad
+	// again is found with no change of the policy, and its fix clears it, with no retry.
+	if err := l.SetSwitchPortMTU("node-c", 1500); err != nil {
+		t.Fatal(err)
+	}
+	broke := time.Now()
+	if err := l.WaitFor(ctx, "the rounds between rollouts name the short paths", time.Minute, pathMTUCondition(l, metav1.ConditionFalse, "node-a → node-c: the path carries 1500, the NICs 9000")); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("found by the rounds %s after the port went bad", time.Since(broke).Round(time.Second))
+	if err := l.SetSwitchPortMTU("node-c", 9000); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitFor(ctx, "the rounds clear the short paths", time.Minute, pathMTUCondition(l, metav1.ConditionTrue, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := policyReady(l)(ctx); err != nil {
+		t.Errorf("a black hole between rollouts is reported, not a rollout: %v", err)
+	}
+}
+
+// pathMTUCondition checks the policy's PathMTUVerified condition.
+func pathMTUCondition(l *lab.Lab, status metav1.ConditionStatus, says string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		p, err := story.Policy(ctx, l)
+		if err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(p.Status.Conditions, mtuv1alpha1.ConditionPathMTUVerified); c == nil || c.Status != status || !strings.Contains(c.Message, says) {
+			return fmt.Errorf("PathMTUVerified: %+v", c)
+		}
+		return nil
 	}
 }

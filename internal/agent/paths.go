@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netns"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
+	"github.com/mtu-operator/mtu-operator/internal/node/probe"
+	"github.com/mtu-operator/mtu-operator/internal/plan/pathmtu"
+)
+
+// PathMeasurer measures the path to peer, expected to carry expected bytes.
+type PathMeasurer func(ctx context.Context, peer netip.Addr, expected int) (probe.PathMeasurement, error)
+
+// Path measurements: no smaller than IPv6's minimum MTU is looked for, and each probe that
+// vanishes costs pathProbeTimeout, one packet (a measurement sends about two a second).
+const (
+	pathFloor        = 1280
+	pathProbeTimeout = 500 * time.Millisecond
+)
+
+// DefaultPathMeasurer measures with don't-fragment ICMP echoes (probe.PathMTU), in ns when set.
+func DefaultPathMeasurer(ns *netns.NsHandle) PathMeasurer {
+	return func(ctx context.Context, peer netip.Addr, expected int) (m probe.PathMeasurement, err error) {
+		measure := func() error {
+			m, err = probe.PathMTU(ctx, peer, expected, pathFloor, pathProbeTimeout)
+			return err
+		}
+		if ns == nil {
+			return m, measure()
+		}
+		return m, netdev.InNamespace(*ns, measure)
+	}
+}
+
+// pathBook is what the agent last measured on each path it found short, from the checks of
+// a rollout and from the rounds between rollouts alike; status.paths is its copy.
+type pathBook struct {
+	mu     sync.Mutex
+	seeded bool
+	short  map[string]mtuv1alpha1.PathMTU // by peer
+}
+
+// seed takes what the status said, once, so an agent that restarts keeps reporting (and
+// re-probing) the short paths it had found, since when it found them.
+func (b *pathBook) seed(reported []mtuv1alpha1.PathMTU) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seeded {
+		return
+	}
+	b.seeded = true
+	b.short = map[string]mtuv1alpha1.PathMTU{}
+	for _, p := range reported {
+		b.short[p.Peer] = p
+	}
+}
+
+// record notes what a measurement of peer found; it says whether the book changed.
+func (b *pathBook) record(peer string, expected, measured int32) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.short == nil {
+		b.short = map[string]mtuv1alpha1.PathMTU{}
+	}
+	had, known := b.short[peer]
+	if measured >= expected {
+		delete(b.short, peer)
+		return known
+	}
+	if known && had.Expected == expected && had.Measured == measured {
+		return false
+	}
+	b.short[peer] = mtuv1alpha1.PathMTU{Peer: peer, Layer: mtuv1alpha1.PathLayerUnderlay, Expected: expected, Measured: measured, Since: metav1.Now()}
+	return true
+}
+
+// peers are the peers of the paths found short.
+func (b *pathBook) peers() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.short))
+	for peer := range b.short {
+		out = append(out, peer)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// list is the short paths as status.paths says them, worst first, at most maxReportedPaths.
+func (b *pathBook) list() []mtuv1alpha1.PathMTU {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []mtuv1alpha1.PathMTU
+	for _, p := range b.short {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(x, y mtuv1alpha1.PathMTU) int {
+		return cmp.Or(cmp.Compare(x.Measured, y.Measured), strings.Compare(x.Peer, y.Peer))
+	})
+	return out[:min(len(out), maxReportedPaths)]
+}
+
+// maxReportedPaths is status.paths' bound.
+const maxReportedPaths = 8
+
+// pathChecks sums up the checks of the paths to the probe peers run in one reconcile.
+type pathChecks struct{ probed, failed bool }
+
+func (c *pathChecks) add(probed, passed bool) {
+	c.probed = c.probed || probed
+	c.failed = c.failed || (probed && !passed)
+}
+
+// measurePaths keeps status.paths: when a check ran in this reconcile (a change's probe, or a
+// verification) and failed, each probe peer's path is measured; when it passed, its peers'
+// paths are known to carry their size. Only peers whose size the node's own NIC carries now
+// are measured: after a rollback of a raised NIC the path is not what failed.
+func (r *Reconciler) measurePaths(ctx context.Context, checks pathChecks, state *mtuv1alpha1.NodeMTUState, u detectedUnderlay) {
+	r.paths.seed(state.Status.Paths)
+	defer func() {
+		state.Status.Paths = r.paths.list()
+		pathMTU.DeletePartialMatch(prometheus.Labels{"node": r.NodeName})
+		for _, p := range state.Status.Paths {
+			pathMTU.WithLabelValues(r.NodeName, p.Peer, string(p.Layer)).Set(float64(p.Measured))
+		}
+	}()
+	if !checks.probed {
+		return
+	}
+	for _, p := range state.Spec.Probe.Peers {
+		addr, err := netip.ParseAddr(p.Address)
+		if err != nil || p.Size <= 0 || (u.mtu > 0 && u.mtu < p.Size) {
+			continue
+		}
+		if !checks.failed || r.MeasurePath == nil {
+			r.paths.record(p.Address, p.Size, p.Size)
+			continue
+		}
+		m, err := r.MeasurePath(ctx, addr, int(p.Size))
+		if err != nil {
+			log.FromContext(ctx).Error(err, "measuring the path", "peer", p.Address)
+			continue
+		}
+		if m.MTU < int(p.Size) {
+			log.FromContext(ctx).Info("path measured", "peer", p.Address, "expected", p.Size, "measured", m.MTU, "probes", m.Probes)
+		}
+		r.paths.record(p.Address, p.Size, int32(m.MTU))
+	}
+}
+
+// pathRounds probes, between rollouts, the peers the policy's NetworkMTUTransition schedules for
+// each round (pathmtu.Peers), and the paths found short before, until they carry their size
+// again. A round that changes what is short wakes the reconciler, which reports it: a healthy
+// cluster's rounds write nothing.
+type pathRounds struct {
+	r *Reconciler
+	// found wakes the reconciler.
+	found chan<- event.GenericEvent
+}
+
+// idleRound is how long to wait for a schedule when there is none: a read of the cache.
+const idleRound = 5 * time.Second
+
+func (p *pathRounds) Start(ctx context.Context) error {
+	for {
+		wait := p.round(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// round runs the round under way at now and returns how long to wait for the next.
+func (p *pathRounds) round(ctx context.Context, now time.Time) time.Duration {
+	r := p.r
+	if r.MeasurePath == nil {
+		return idleRound
+	}
+	state := &mtuv1alpha1.NodeMTUState{}
+	if err := r.Get(ctx, types.NamespacedName{Name: r.NodeName}, state); err != nil || state.Spec.Policy == "" {
+		return idleRound
+	}
+	t := &mtuv1alpha1.NetworkMTUTransition{}
+	if err := r.Get(ctx, types.NamespacedName{Name: state.Spec.Policy}, t); err != nil || t.Spec.Probing == nil || len(state.Status.UnderlayAddresses) == 0 {
+		return idleRound
+	}
+	schedule := t.Spec.Probing
+	number := now.Unix() / int64(schedule.RoundSeconds)
+	next := time.Unix((number+1)*int64(schedule.RoundSeconds), 0).Sub(now)
+
+	self, mtu := state.Status.UnderlayAddresses[0], int(state.Status.UnderlayMTU)
+	index, mtus := -1, map[string]int{}
+	addresses := make([]netip.Addr, len(schedule.Targets))
+	for i, target := range schedule.Targets {
+		a, m, err := pathmtu.ParseTarget(target)
+		if err != nil {
+			continue
+		}
+		addresses[i], mtus[a.String()] = a, m
+		if a.String() == self {
+			index = i
+		}
+	}
+	if index < 0 || mtu < 68 {
+		return next
+	}
+	r.paths.seed(state.Status.Paths)
+	peers := r.paths.peers()
+	for _, i := range pathmtu.Peers(index, len(addresses), int(number), int(schedule.PeersPerRound)) {
+		if a := addresses[i]; a.IsValid() && !slices.Contains(peers, a.String()) {
+			peers = append(peers, a.String())
+		}
+	}
+	changed := false
+	for _, peer := range peers {
+		peerMTU, scheduled := mtus[peer]
+		if !scheduled {
+			// No longer a node of the policy: its path is nobody's business.
+			changed = r.paths.record(peer, 1, 1) || changed
+			continue
+		}
+		// A measurement is bounded by its own probes (pathmtu.MaxProbes), not by the round: a
+		// round that runs over starts the next one late.
+		expected := min(mtu, peerMTU)
+		m, err := r.MeasurePath(ctx, netip.MustParseAddr(peer), expected)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "probing a path", "peer", peer)
+			continue
+		}
+		if m.MTU < expected {
+			log.FromContext(ctx).Info("path measured", "peer", peer, "expected", expected, "measured", m.MTU, "probes", m.Probes)
+		}
+		changed = r.paths.record(peer, int32(expected), int32(m.MTU)) || changed
+	}
+	if changed {
+		select {
+		case p.found <- event.GenericEvent{Object: &mtuv1alpha1.NodeMTUState{}}:
+		case <-ctx.Done():
+		}
+	}
+	return time.Until(now.Add(next))
+}

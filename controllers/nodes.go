@@ -242,13 +242,21 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		return phaseResult{}, err
 	}
 	log.FromContext(ctx).V(1).Info("node specs written", "created", len(created), "gatheredAndDecided", writeStart.Sub(now), "wrote", time.Since(writeStart))
-	// Once settled, the agents keep probing the paths between the nodes, on the schedule the
-	// transition gives them; during a rollout the turns' checks do, and nodes changing would
-	// fail probes for nothing.
+	// While nothing changes (before a rollout, in a DryRun, once settled) the agents probe the
+	// paths between the nodes on the schedule the transition gives them; while nodes change,
+	// the turns' checks do, and a probe of a node changing would fail for nothing.
+	// The schedule lists every node, and every agent receives it: it is written once every
+	// node has reported (not as each report comes in), and after a rollout only once the
+	// policy says Ready, so that sending it to every agent does not hold the Ready back.
 	var probing *mtuv1alpha1.PathProbingSchedule
-	if step.Migration.Phase == mtuv1alpha1.MigrationDone && step.Nodes.Status == metav1.ConditionTrue && !in.DryRun {
+	probingRequeue := time.Duration(0)
+	settled := step.Migration.Phase == mtuv1alpha1.MigrationDone && step.Nodes.Status == metav1.ConditionTrue
+	if settled || step.Migration.Phase == mtuv1alpha1.MigrationPlanned || step.Verdict.Stalled != nil && step.Verdict.Stalled.Reason == mtuv1alpha1.ReasonPathMTUBlackHole {
 		pp := policy.Spec.PathProbing
 		probing = plan.ProbeSchedule(nodeInputs(nodes), ptr.Deref(pp.PeersPerRound, defaultPeersPerRound), cmp.Or(pp.RoundSeconds, defaultRoundSeconds))
+		if settled && !isTrueFor(policy, mtuv1alpha1.ConditionReady) && transition.Spec.Probing == nil {
+			probing, probingRequeue = nil, time.Second
+		}
 	}
 	if err := r.updateTransition(ctx, transition, step.PinsReleased, probing); err != nil {
 		return phaseResult{}, err
@@ -282,7 +290,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	}
 	nodesConverged, verdict := r.reportNodes(policy, det, step, configApplied)
 	res := phaseResult{conditions: []metav1.Condition{r.reportUnderlay(policy, step.Underlay), r.reportPaths(policy, g), configApplied, nodesConverged}, verdict: &verdict, requeue: resyncPeriod}
-	return res.then(phaseResult{requeue: step.Requeue}).then(phaseResult{requeue: driftWait}), nil
+	return res.then(phaseResult{requeue: step.Requeue}).then(phaseResult{requeue: driftWait}).then(phaseResult{requeue: probingRequeue}), nil
 }
 
 // cniAgents are the CNI's agent pods as the migration needs them.

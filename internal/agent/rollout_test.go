@@ -379,11 +379,31 @@ func TestPathsAreProbedBetweenRollouts(t *testing.T) {
 		return nil
 	})
 
+	// A change of the policy now does not start: nothing is changed across a black hole.
+	edited := getPolicy(t, "rounds")
+	edited.Spec.Rollout.MaxUnavailable = ptr.To(intstr.FromInt32(2))
+	if err := env.Client.Update(context.Background(), edited); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the change held before it starts", func() error {
+		p := getPolicy(t, "rounds")
+		status, reason, msg := conditionOf(p, mtuv1alpha1.ConditionStalled)
+		if status != "True" || reason != mtuv1alpha1.ReasonPathMTUBlackHole || !strings.Contains(msg, "rounds-1 → rounds-3") ||
+			p.Status.Migration == nil || p.Status.Migration.Phase != mtuv1alpha1.MigrationGathering || p.Status.ObservedGeneration != p.Generation {
+			return fmt.Errorf("Stalled %s %s: %s; migration %+v", status, reason, msg, p.Status.Migration)
+		}
+		return nil
+	})
+
 	switchPorts.Delete(third)
-	eventually(t, "no short path once fixed, without a retry", func() error {
-		status, reason, msg := conditionOf(getPolicy(t, "rounds"), mtuv1alpha1.ConditionPathMTUVerified)
+	eventually(t, "no short path once fixed, without a retry, and the change carried out", func() error {
+		p := getPolicy(t, "rounds")
+		status, reason, msg := conditionOf(p, mtuv1alpha1.ConditionPathMTUVerified)
 		if status != "True" {
 			return fmt.Errorf("PathMTUVerified %s %s: %s", status, reason, msg)
+		}
+		if status, reason, msg := conditionOf(p, mtuv1alpha1.ConditionReady); status != "True" {
+			return fmt.Errorf("Ready %s %s: %s", status, reason, msg)
 		}
 		return nil
 	})

@@ -143,6 +143,8 @@ type decision struct {
 	want map[string]nodeWant
 	// index is each node's place in nodes (by name).
 	index map[string]int
+	// inputs are the nodes as the plan package reads them.
+	inputs []plan.NodeInput
 }
 
 // nodeWant is what a node's devices must reach in a phase.
@@ -171,6 +173,7 @@ func newDecision(in Input) *decision {
 		source = mtuv1alpha1.UnderlayDeclared
 	}
 	d.step.Underlay = plan.CompareUnderlay(source, in.DeclaredUnderlay, inputs)
+	d.inputs = inputs
 	switch p := in.Previous; {
 	case p != nil && p.Generation == in.Generation:
 		d.step.Migration = *p.DeepCopy()
@@ -269,10 +272,21 @@ func (d *decision) gather() (mtuv1alpha1.MigrationPhase, bool) {
 			ptr.Deref(d.in.DeclaredUnderlay, 0), plan.Bounded(lowered), ptr.Deref(d.in.DeclaredUnderlay, 0)))
 		return "", true
 	}
+	short := d.shortPaths()
 	if d.in.DryRun {
 		d.releaseAll()
-		d.step.Nodes = Report{Status: metav1.ConditionUnknown, Reason: mtuv1alpha1.ReasonDryRun, Message: fmt.Sprintf("DryRun: nodes report, nothing changes; %d node interface change(s) planned", len(d.step.Planned))}
+		msg := fmt.Sprintf("DryRun: nodes report, nothing changes; %d node interface change(s) planned", len(d.step.Planned))
+		if len(short) > 0 {
+			msg += fmt.Sprintf("; Apply would stop here: %d path(s) carry less than the %d the pods would be sized for: %s", len(short), d.step.Underlay.Expected, plan.PathsMessage(short))
+		}
+		d.step.Nodes = Report{Status: metav1.ConditionUnknown, Reason: mtuv1alpha1.ReasonDryRun, Message: msg}
 		return mtuv1alpha1.MigrationPlanned, true
+	}
+	if len(short) > 0 {
+		d.releaseAll()
+		d.stall(mtuv1alpha1.ReasonPathMTUBlackHole, fmt.Sprintf("%d path(s) between nodes carry less than the %d the pods would be sized for, so their larger packets would vanish: %s; fix those paths (the agents keep probing them, and the rollout starts once they carry it); nothing is changed",
+			len(short), d.step.Underlay.Expected, plan.PathsMessage(short)))
+		return "", true
 	}
 	d.step.Migration.RoutableMTU = 0
 	d.step.Migration.VerifyPaths = d.nicsChange()
@@ -937,6 +951,18 @@ func (d *decision) routable() int32 {
 }
 
 // blocked are the nodes whose NIC is below the declared MTU when the policy may not raise it.
+// shortPaths are the paths the agents measured short of the underlay MTU the pods are sized
+// for: a black hole for their larger packets, which a rollout must not start across.
+func (d *decision) shortPaths() []plan.ShortPath {
+	var out []plan.ShortPath
+	for _, p := range plan.ShortPaths(d.inputs) {
+		if p.Measured < d.step.Underlay.Expected {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func (d *decision) blocked() []string {
 	if d.in.Enforce || d.in.DeclaredUnderlay == nil {
 		return nil

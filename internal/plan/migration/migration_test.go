@@ -300,6 +300,47 @@ func TestVerifyFindsABlackHole(t *testing.T) {
 	s.checkDone(s.run(input, 50), input().Target)
 }
 
+// TestShortPathsStopARolloutBeforeItStarts: the agents' probes between rollouts found that the
+// path from node-a to node-c carries 1500 between 9000-byte NICs. A raise to 9000 stops in
+// Gathering, names the path and changes nothing; DryRun says Apply would stop. Once the
+// probes find the path whole again the rollout runs to its end.
+func TestShortPathsStopARolloutBeforeItStarts(t *testing.T) {
+	for _, dryRun := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dryRun=%t", dryRun), func(t *testing.T) {
+			s := newSim(t, vxlan, 9000, 9000, 9000)
+			s.generation = 1
+			s.node("node-a").short = []mtuv1alpha1.PathMTU{{Peer: "node-c", Layer: mtuv1alpha1.PathLayerUnderlay, Expected: 9000, Measured: 1500}}
+			input := func() Input {
+				in := s.input(vxlan, 9000, false, false, one())
+				in.DryRun = dryRun
+				return in
+			}
+			step := s.run(input, 10)
+			const named = "node-a → node-c: the path carries 1500, the NICs 9000"
+			if dryRun {
+				if !strings.Contains(step.Nodes.Message, "Apply would stop here") || !strings.Contains(step.Nodes.Message, named) {
+					t.Errorf("DryRun says %q, want that Apply would stop, naming the path", step.Nodes.Message)
+				}
+			} else if v := step.Verdict.Stalled; v == nil || v.Reason != mtuv1alpha1.ReasonPathMTUBlackHole || !strings.Contains(v.Message, named) || step.Migration.Phase != mtuv1alpha1.MigrationGathering {
+				t.Fatalf("phase %s verdict %+v, want stalled in Gathering with %s naming the path", step.Migration.Phase, step.Verdict, mtuv1alpha1.ReasonPathMTUBlackHole)
+			}
+			if s.writes > 0 {
+				t.Errorf("configuration written across a short path")
+			}
+			for name, spec := range step.Specs {
+				if spec.Phase != mtuv1alpha1.PhaseObserve || spec.RouteMTU != nil {
+					t.Errorf("%s: phase %s pin %v, want nothing changed", name, spec.Phase, spec.RouteMTU)
+				}
+			}
+			if dryRun {
+				return
+			}
+			s.node("node-a").short = nil
+			s.checkDone(s.run(input, 50), input().Target)
+		})
+	}
+}
+
 // TestDriftCorrectionRestartsOnlyAgentsThatReadTheRevert: after the rollout, someone puts the
 // old value back and node-b's CNI agent happens to restart and read it. The correction writes
 // the value again and restarts node-b's agent only: the others started before the revert and

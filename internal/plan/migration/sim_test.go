@@ -45,6 +45,8 @@ type simNode struct {
 	unpinnable bool
 	// reports counts the agent's status writes.
 	reports int
+	// short are the paths its agent's probes found short, as its status reports them.
+	short []mtuv1alpha1.PathMTU
 }
 
 // carries: the node's NIC and its switch port take a packet of size bytes.
@@ -140,6 +142,9 @@ func (s *sim) input(enc encap, mtu int32, enforce, allowLowering bool, maxUnavai
 	in.CNIPodsListed = ListCNIPods(in)
 	for _, n := range s.nodes {
 		node := Node{Name: n.name, State: n.state.DeepCopy()}
+		if node.State != nil {
+			node.State.Status.Paths = n.short
+		}
 		if in.CNIPodsListed {
 			pod := n.cni
 			node.CNIPod = &pod

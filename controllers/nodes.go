@@ -246,15 +246,18 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	// paths between the nodes on the schedule the transition gives them; while nodes change,
 	// the turns' checks do, and a probe of a node changing would fail for nothing.
 	// The schedule lists every node, and every agent receives it: it is written once every
-	// node has reported (not as each report comes in), and after a rollout only once the
-	// policy says Ready, so that sending it to every agent does not hold the Ready back.
+	// node has reported (not as each report comes in), and after a rollout only from the
+	// reconcile after the one that reached Done, so that sending it to every agent does not
+	// hold back the status that says Ready.
 	var probing *mtuv1alpha1.PathProbingSchedule
 	probingRequeue := time.Duration(0)
 	settled := step.Migration.Phase == mtuv1alpha1.MigrationDone && step.Nodes.Status == metav1.ConditionTrue
 	if settled || step.Migration.Phase == mtuv1alpha1.MigrationPlanned || step.Verdict.Stalled != nil && step.Verdict.Stalled.Reason == mtuv1alpha1.ReasonPathMTUBlackHole {
 		pp := policy.Spec.PathProbing
 		probing = plan.ProbeSchedule(nodeInputs(nodes), ptr.Deref(pp.PeersPerRound, defaultPeersPerRound), cmp.Or(pp.RoundSeconds, defaultRoundSeconds))
-		if settled && !isTrueFor(policy, mtuv1alpha1.ConditionReady) && transition.Spec.Probing == nil {
+		prev := policy.Status.Migration // this reconcile's is recorded below
+		doneBefore := prev != nil && prev.Generation == policy.Generation && prev.Phase == mtuv1alpha1.MigrationDone
+		if settled && !doneBefore && transition.Spec.Probing == nil {
 			probing, probingRequeue = nil, time.Second
 		}
 	}
@@ -547,12 +550,12 @@ func (r *NetworkMTUPolicyReconciler) ensureTransition(ctx context.Context, polic
 // changed: the release of the route pins up to generation released (it only grows), and the
 // schedule of path probing (nil stops it).
 func (r *NetworkMTUPolicyReconciler) updateTransition(ctx context.Context, t *mtuv1alpha1.NetworkMTUTransition, released int64, probing *mtuv1alpha1.PathProbingSchedule) error {
+	if released <= t.Spec.PinsReleasedGeneration && equality.Semantic.DeepEqual(probing, t.Spec.Probing) {
+		return nil
+	}
 	patched := t.DeepCopy()
 	patched.Spec.PinsReleasedGeneration = max(released, t.Spec.PinsReleasedGeneration)
 	patched.Spec.Probing = probing
-	if equality.Semantic.DeepEqual(patched.Spec, t.Spec) {
-		return nil
-	}
 	if err := r.Patch(ctx, patched, client.MergeFromWithOptions(t, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("updating NetworkMTUTransition %s: %w", t.Name, err)
 	}

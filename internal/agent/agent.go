@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,6 +85,8 @@ type Reconciler struct {
 
 	// paths are the paths found short, by the checks and by the rounds between rollouts.
 	paths pathBook
+	// written is the NodeMTUState as the agent's last status report left it.
+	written *mtuv1alpha1.NodeMTUState
 
 	// last is the agent's own record of its last transaction. The agent alone writes that status, so this record is authoritative even when the
 	// cache has not caught up with the status it just wrote.
@@ -111,6 +114,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 			return ctrl.Result{}, r.Pinner.Release()
 		}
 		return ctrl.Result{}, err
+	}
+	if w := r.written; w != nil && w.UID == state.UID && olderThan(state.ResourceVersion, w.ResourceVersion) {
+		// The cache has not caught up with the agent's own last report: a status built on it
+		// and compared with it could take back what that report said (a path it cleared
+		// meanwhile), and its own update does not wake the agent again.
+		state = w.DeepCopy()
 	}
 	transition, orphaned, err := r.transitionOf(ctx, state.Spec.Policy)
 	if err != nil || orphaned {
@@ -169,7 +178,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if err := r.Status().Patch(ctx, state, client.MergeFrom(base), client.FieldOwner(FieldManager)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("reporting NodeMTUState status: %w", err)
 	}
+	r.written = state.DeepCopy()
 	return result, nil
+}
+
+// olderThan says whether resource version a comes before b. Versions are opaque to clients in
+// general; the API server's are etcd revisions, which only grow, and a version that does not
+// parse is taken as not older.
+func olderThan(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	return errA == nil && errB == nil && x < y
 }
 
 // transitionOf reads the NodeMTUState's policy's NetworkMTUTransition from the cache (every

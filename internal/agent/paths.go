@@ -146,8 +146,11 @@ func (r *Reconciler) measurePaths(ctx context.Context, checks pathChecks, state 
 		if err != nil || p.Size <= 0 || (u.mtu > 0 && u.mtu < p.Size) {
 			continue
 		}
-		if !checks.failed || r.MeasurePath == nil {
+		if !checks.failed {
 			r.paths.record(p.Address, p.Size, p.Size)
+			continue
+		}
+		if r.MeasurePath == nil {
 			continue
 		}
 		m, err := r.MeasurePath(ctx, addr, int(p.Size))

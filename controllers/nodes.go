@@ -292,7 +292,7 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		}
 	}
 	nodesConverged, verdict := r.reportNodes(policy, det, step, configApplied)
-	res := phaseResult{conditions: []metav1.Condition{r.reportUnderlay(policy, step.Underlay), r.reportPaths(policy, g), configApplied, nodesConverged}, verdict: &verdict, requeue: resyncPeriod}
+	res := phaseResult{conditions: []metav1.Condition{r.reportUnderlay(policy, step.Underlay), r.reportPaths(policy, step.ShortPaths), configApplied, nodesConverged}, verdict: &verdict, requeue: resyncPeriod}
 	return res.then(phaseResult{requeue: step.Requeue}).then(phaseResult{requeue: driftWait}).then(phaseResult{requeue: probingRequeue}), nil
 }
 
@@ -504,8 +504,7 @@ func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkM
 
 // reportPaths is PathMTUVerified: the paths between nodes the agents measured short, worst
 // first; it emits an Event when they change.
-func (r *NetworkMTUPolicyReconciler) reportPaths(policy *mtuv1alpha1.NetworkMTUPolicy, g *gatheredNodes) metav1.Condition {
-	short := plan.ShortPaths(nodeInputs(g.nodes))
+func (r *NetworkMTUPolicyReconciler) reportPaths(policy *mtuv1alpha1.NetworkMTUPolicy, short []plan.ShortPath) metav1.Condition {
 	if len(short) == 0 {
 		return detail(mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionTrue, mtuv1alpha1.ReasonNoShortPathFound,
 			"no path between nodes checked so far carries less than both NICs")

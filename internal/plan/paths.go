@@ -32,6 +32,10 @@ func (p ShortPath) String() string {
 // ShortPaths gathers the paths the nodes' agents measured short, worst first (the least that
 // crosses, then by name).
 func ShortPaths(nodes []NodeInput) []ShortPath {
+	// A healthy cluster reports none: one scan, and the address map only when there are some.
+	if !slices.ContainsFunc(nodes, func(n NodeInput) bool { return n.State != nil && len(n.State.Status.Paths) > 0 }) {
+		return nil
+	}
 	byAddress := map[string]string{}
 	for _, n := range nodes {
 		if n.State == nil {

@@ -115,6 +115,8 @@ type Step struct {
 	Verdict plan.Verdict
 	// Underlay compares the nodes' underlay MTUs.
 	Underlay plan.UnderlayReport
+	// ShortPaths are the paths between nodes the agents measured short, worst first.
+	ShortPaths []plan.ShortPath
 	// PinsReleased is the transition's pinsReleasedGeneration after the step: the release of
 	// every node's pin at once, which agents act on without a spec written or a report.
 	PinsReleased int64
@@ -143,8 +145,6 @@ type decision struct {
 	want map[string]nodeWant
 	// index is each node's place in nodes (by name).
 	index map[string]int
-	// inputs are the nodes as the plan package reads them.
-	inputs []plan.NodeInput
 }
 
 // nodeWant is what a node's devices must reach in a phase.
@@ -173,7 +173,7 @@ func newDecision(in Input) *decision {
 		source = mtuv1alpha1.UnderlayDeclared
 	}
 	d.step.Underlay = plan.CompareUnderlay(source, in.DeclaredUnderlay, inputs)
-	d.inputs = inputs
+	d.step.ShortPaths = plan.ShortPaths(inputs)
 	switch p := in.Previous; {
 	case p != nil && p.Generation == in.Generation:
 		d.step.Migration = *p.DeepCopy()
@@ -955,7 +955,7 @@ func (d *decision) routable() int32 {
 // for: a black hole for their larger packets, which a rollout must not start across.
 func (d *decision) shortPaths() []plan.ShortPath {
 	var out []plan.ShortPath
-	for _, p := range plan.ShortPaths(d.inputs) {
+	for _, p := range d.step.ShortPaths {
 		if p.Measured < d.step.Underlay.Expected {
 			out = append(out, p)
 		}

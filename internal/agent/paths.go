@@ -147,22 +147,28 @@ func (r *Reconciler) measurePaths(ctx context.Context, checks pathChecks, state 
 			continue
 		}
 		if !checks.failed {
-			r.paths.record(p.Address, p.Size, p.Size)
+			r.paths.record(addr.String(), p.Size, p.Size)
 			continue
 		}
 		if r.MeasurePath == nil {
 			continue
 		}
-		m, err := r.MeasurePath(ctx, addr, int(p.Size))
-		if err != nil {
-			log.FromContext(ctx).Error(err, "measuring the path", "peer", p.Address)
-			continue
-		}
-		if m.MTU < int(p.Size) {
-			log.FromContext(ctx).Info("path measured", "peer", p.Address, "expected", p.Size, "measured", m.MTU, "probes", m.Probes)
-		}
-		r.paths.record(p.Address, p.Size, int32(m.MTU))
+		r.measure(ctx, addr, p.Size)
 	}
+}
+
+// measure measures the path to peer, which must carry expected bytes, and notes in the book
+// what it found; it says whether the book changed.
+func (r *Reconciler) measure(ctx context.Context, peer netip.Addr, expected int32) bool {
+	m, err := r.MeasurePath(ctx, peer, int(expected))
+	if err != nil {
+		log.FromContext(ctx).Error(err, "measuring the path", "peer", peer)
+		return false
+	}
+	if m.MTU < int(expected) {
+		log.FromContext(ctx).Info("path measured", "peer", peer, "expected", expected, "measured", m.MTU, "probes", m.Probes)
+	}
+	return r.paths.record(peer.String(), expected, int32(m.MTU))
 }
 
 // pathRounds probes, between rollouts, the peers the policy's NetworkMTUTransition schedules for
@@ -207,15 +213,19 @@ func (p *pathRounds) round(ctx context.Context, now time.Time) time.Duration {
 	number := now.Unix() / int64(schedule.RoundSeconds)
 	next := time.Unix((number+1)*int64(schedule.RoundSeconds), 0).Sub(now)
 
-	self, mtu := state.Status.UnderlayAddresses[0], int(state.Status.UnderlayMTU)
-	index, mtus := -1, map[string]int{}
+	self, mtu := state.Status.UnderlayAddresses[0], state.Status.UnderlayMTU
+	type target struct {
+		address netip.Addr
+		mtu     int32
+	}
+	index, targets := -1, map[string]target{}
 	addresses := make([]netip.Addr, len(schedule.Targets))
-	for i, target := range schedule.Targets {
-		a, m, err := pathmtu.ParseTarget(target)
+	for i, s := range schedule.Targets {
+		a, m, err := pathmtu.ParseTarget(s)
 		if err != nil {
 			continue
 		}
-		addresses[i], mtus[a.String()] = a, m
+		addresses[i], targets[a.String()] = a, target{a, int32(m)}
 		if a.String() == self {
 			index = i
 		}
@@ -232,7 +242,7 @@ func (p *pathRounds) round(ctx context.Context, now time.Time) time.Duration {
 	}
 	changed := false
 	for _, peer := range peers {
-		peerMTU, scheduled := mtus[peer]
+		t, scheduled := targets[peer]
 		if !scheduled {
 			// No longer a node of the policy: its path is nobody's business.
 			changed = r.paths.record(peer, 1, 1) || changed
@@ -240,16 +250,7 @@ func (p *pathRounds) round(ctx context.Context, now time.Time) time.Duration {
 		}
 		// A measurement is bounded by its own probes (pathmtu.MaxProbes), not by the round: a
 		// round that runs over starts the next one late.
-		expected := min(mtu, peerMTU)
-		m, err := r.MeasurePath(ctx, netip.MustParseAddr(peer), expected)
-		if err != nil {
-			log.FromContext(ctx).Error(err, "probing a path", "peer", peer)
-			continue
-		}
-		if m.MTU < expected {
-			log.FromContext(ctx).Info("path measured", "peer", peer, "expected", expected, "measured", m.MTU, "probes", m.Probes)
-		}
-		changed = r.paths.record(peer, int32(expected), int32(m.MTU)) || changed
+		changed = r.measure(ctx, t.address, min(mtu, t.mtu)) || changed
 	}
 	if changed {
 		select {

@@ -507,9 +507,9 @@ func (r *NetworkMTUPolicyReconciler) reportUnderlay(policy *mtuv1alpha1.NetworkM
 func (r *NetworkMTUPolicyReconciler) reportPaths(policy *mtuv1alpha1.NetworkMTUPolicy, short []plan.ShortPath) metav1.Condition {
 	if len(short) == 0 {
 		return detail(mtuv1alpha1.ConditionPathMTUVerified, metav1.ConditionTrue, mtuv1alpha1.ReasonNoShortPathFound,
-			"no path between nodes checked so far carries less than both NICs")
+			"no path between nodes checked so far carries less than both ends' NICs, or through the tunnels less than both pod networks")
 	}
-	msg := fmt.Sprintf("%d path(s) between nodes carry less than both NICs, so larger packets vanish there: %s", len(short), plan.PathsMessage(short))
+	msg := fmt.Sprintf("%d path(s) between nodes carry less than both ends do, so larger packets vanish there: %s", len(short), plan.PathsMessage(short))
 	previous := meta.FindStatusCondition(policy.Status.Conditions, mtuv1alpha1.ConditionPathMTUVerified)
 	if previous == nil || previous.Message != msg {
 		r.event(policy, corev1.EventTypeWarning, mtuv1alpha1.ReasonPathMTUBlackHole, "Measure", msg)

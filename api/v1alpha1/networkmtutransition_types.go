@@ -37,11 +37,13 @@ type PathProbingSchedule struct {
 	// +kubebuilder:validation:Maximum=3600
 	// +required
 	RoundSeconds int32 `json:"roundSeconds"`
-	// targets are the nodes, by name, as "address/mtu": compact, since every agent receives
-	// the list.
+	// targets are the nodes, by name, each as "addresses/mtu", then, when it has a pod network
+	// device with an address, a space and that device's "addresses/mtu"; addresses are
+	// separated by commas, one per IP family ("10.0.0.1,fd00::1/9000 10.244.1.0/8950"). Compact,
+	// since every agent receives the list.
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=10000
-	// +kubebuilder:validation:items:MaxLength=51
+	// +kubebuilder:validation:items:MaxLength=180
 	// +required
 	Targets []string `json:"targets"`
 }

@@ -278,11 +278,17 @@ type Verification struct {
 }
 
 // PathLayer is the layer a path is probed on.
-// +kubebuilder:validation:Enum=Underlay
+// +kubebuilder:validation:Enum=Underlay;Overlay
 type PathLayer string
 
-// PathLayerUnderlay is the path to the peer's node address, at the size both NICs carry.
-const PathLayerUnderlay PathLayer = "Underlay"
+// The path layers.
+const (
+	// PathLayerUnderlay is the path to the peer's node address, at the size both NICs carry.
+	PathLayerUnderlay PathLayer = "Underlay"
+	// PathLayerOverlay is the path through the tunnel to the peer's tunnel (or gateway)
+	// address, at the size both nodes' pod networks carry: what a pod's packet crosses.
+	PathLayerOverlay PathLayer = "Overlay"
+)
 
 // PathMTU is a path to a peer that did not carry what it must, as measured.
 type PathMTU struct {
@@ -293,7 +299,8 @@ type PathMTU struct {
 	Peer string `json:"peer"`
 	// +required
 	Layer PathLayer `json:"layer"`
-	// expected is the packet that must cross: the smaller of the two NICs' MTUs.
+	// expected is the packet that must cross: the smaller of the two NICs' MTUs (Underlay),
+	// or of the two nodes' pod network devices (Overlay).
 	// +kubebuilder:validation:Minimum=68
 	// +kubebuilder:validation:Maximum=65535
 	// +required
@@ -362,6 +369,19 @@ type NodeMTUStateStatus struct {
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	UnderlayMTU int32 `json:"underlayMTU,omitempty"`
+	// overlayAddresses are the node's addresses on its pod network device (the tunnel's, or
+	// the gateway's when the tunnel has none), at most one per IP family: other nodes' agents
+	// probe them through their tunnels.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:MaxLength=45
+	// +optional
+	OverlayAddresses []string `json:"overlayAddresses,omitempty"`
+	// overlayMTU is the MTU of the device overlayAddresses are on; 0 when there is none.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	OverlayMTU int32 `json:"overlayMTU,omitempty"`
 	// originalUnderlay are the MTUs the underlay interfaces had before the operator first
 	// changed them, from the agent's record on the node, which outlives the policy (a Restore
 	// puts them back).

@@ -496,6 +496,11 @@ func (in *NodeMTUStateStatus) DeepCopyInto(out *NodeMTUStateStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.OverlayAddresses != nil {
+		in, out := &in.OverlayAddresses, &out.OverlayAddresses
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.OriginalUnderlay != nil {
 		in, out := &in.OriginalUnderlay, &out.OriginalUnderlay
 		*out = make([]OriginalMTU, len(*in))

@@ -483,6 +483,42 @@ func (r *Reconciler) observeInterfaces(spec mtuv1alpha1.NodeMTUStateSpec, status
 		}
 		status.Interfaces = append(status.Interfaces, s)
 	}
+	status.OverlayAddresses, status.OverlayMTU = nil, 0
+	for _, role := range []mtuv1alpha1.InterfaceRole{mtuv1alpha1.RoleTunnel, mtuv1alpha1.RoleGateway, mtuv1alpha1.RoleBridge} {
+		for _, want := range spec.Interfaces {
+			if want.Role != role || status.OverlayAddresses != nil {
+				continue
+			}
+			if err := r.observeOverlay(want.Name, status); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// observeOverlay reports the addresses of a pod network device, the first of each family, when
+// it has any: other nodes probe their paths through the tunnel to them. Antrea's tunnel has
+// none, and its gateway is reached through it.
+func (r *Reconciler) observeOverlay(name string, status *mtuv1alpha1.NodeMTUStateStatus) error {
+	addrs, err := r.Links.Addresses(name)
+	if errors.Is(err, netdev.ErrLinkNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var v4, v6 bool
+	for _, a := range addrs {
+		if a.Is4() && !v4 || !a.Is4() && !v6 {
+			status.OverlayAddresses = append(status.OverlayAddresses, a.String())
+			v4, v6 = v4 || a.Is4(), v6 || !a.Is4()
+		}
+	}
+	if status.OverlayAddresses != nil {
+		i := slices.IndexFunc(status.Interfaces, func(s mtuv1alpha1.InterfaceState) bool { return s.Name == name })
+		status.OverlayMTU = status.Interfaces[i].MTU
+	}
 	return nil
 }
 

@@ -34,7 +34,7 @@ var routePin = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 // what it must has no series, so the labels stay few.
 var pathMTU = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "mtu_operator_agent_path_mtu_bytes",
-	Help: "The largest packet that crossed, with fragmentation forbidden, on a path to a peer that carries less than both NICs (0: not even 1280 bytes); only short paths have a series.",
+	Help: "The largest packet that crossed, with fragmentation forbidden, on a path to a peer (layer Underlay or Overlay) that carries less than both ends (0: not even 1280 bytes); only short paths have a series.",
 }, []string{"node", "peer", "layer"})
 
 func init() { metrics.Registry.MustRegister(podScanErrors, routePin, pathMTU) }

@@ -3,6 +3,8 @@ package agent
 import (
 	"cmp"
 	"context"
+	"iter"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/node/netdev"
 	"github.com/mtu-operator/mtu-operator/internal/node/probe"
+	"github.com/mtu-operator/mtu-operator/internal/plan"
 	"github.com/mtu-operator/mtu-operator/internal/plan/pathmtu"
 )
 
@@ -51,7 +54,13 @@ func DefaultPathMeasurer(ns *netns.NsHandle) PathMeasurer {
 type pathBook struct {
 	mu     sync.Mutex
 	seeded bool
-	short  map[string]mtuv1alpha1.PathMTU // by peer
+	short  map[pathKey]mtuv1alpha1.PathMTU
+}
+
+// pathKey names a path: a peer's address on one layer.
+type pathKey struct {
+	layer mtuv1alpha1.PathLayer
+	peer  string
 }
 
 // seed takes what the status said, once, so an agent that restarts keeps reporting (and
@@ -63,40 +72,40 @@ func (b *pathBook) seed(reported []mtuv1alpha1.PathMTU) {
 		return
 	}
 	b.seeded = true
-	b.short = map[string]mtuv1alpha1.PathMTU{}
+	b.short = map[pathKey]mtuv1alpha1.PathMTU{}
 	for _, p := range reported {
-		b.short[p.Peer] = p
+		b.short[pathKey{p.Layer, p.Peer}] = p
 	}
 }
 
-// record notes what a measurement of peer found; it says whether the book changed.
-func (b *pathBook) record(peer string, expected, measured int32) bool {
+// record notes what a measurement of a path found; it says whether the book changed.
+func (b *pathBook) record(path pathKey, expected, measured int32) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.short == nil {
-		b.short = map[string]mtuv1alpha1.PathMTU{}
+		b.short = map[pathKey]mtuv1alpha1.PathMTU{}
 	}
-	had, known := b.short[peer]
+	had, known := b.short[path]
 	if measured >= expected {
-		delete(b.short, peer)
+		delete(b.short, path)
 		return known
 	}
 	if known && had.Expected == expected && had.Measured == measured {
 		return false
 	}
-	b.short[peer] = mtuv1alpha1.PathMTU{Peer: peer, Layer: mtuv1alpha1.PathLayerUnderlay, Expected: expected, Measured: measured, Since: metav1.Now()}
+	b.short[path] = mtuv1alpha1.PathMTU{Peer: path.peer, Layer: path.layer, Expected: expected, Measured: measured, Since: metav1.Now()}
 	return true
 }
 
-// peers are the peers of the paths found short.
-func (b *pathBook) peers() []string {
+// paths are the paths found short.
+func (b *pathBook) paths() []pathKey {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]string, 0, len(b.short))
-	for peer := range b.short {
-		out = append(out, peer)
+	out := make([]pathKey, 0, len(b.short))
+	for path := range b.short {
+		out = append(out, path)
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, comparePaths)
 	return out
 }
 
@@ -109,9 +118,28 @@ func (b *pathBook) list() []mtuv1alpha1.PathMTU {
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(x, y mtuv1alpha1.PathMTU) int {
-		return cmp.Or(cmp.Compare(x.Measured, y.Measured), strings.Compare(x.Peer, y.Peer))
+		return cmp.Or(cmp.Compare(x.Measured, y.Measured), strings.Compare(x.Peer, y.Peer), strings.Compare(string(x.Layer), string(y.Layer)))
 	})
 	return out[:min(len(out), maxReportedPaths)]
+}
+
+func comparePaths(x, y pathKey) int {
+	return cmp.Or(strings.Compare(string(x.layer), string(y.layer)), strings.Compare(x.peer, y.peer))
+}
+
+// pathsBetween are the paths from a node to a peer (pathmtu.Target.PathsTo), by key.
+func pathsBetween(self, peer pathmtu.Target) iter.Seq2[pathKey, int32] {
+	return func(yield func(pathKey, int32) bool) {
+		for _, p := range self.PathsTo(peer) {
+			layer := mtuv1alpha1.PathLayerUnderlay
+			if p.Overlay {
+				layer = mtuv1alpha1.PathLayerOverlay
+			}
+			if !yield(pathKey{layer, p.Peer.String()}, int32(p.Expected)) {
+				return
+			}
+		}
+	}
 }
 
 // maxReportedPaths is status.paths' bound.
@@ -147,28 +175,28 @@ func (r *Reconciler) measurePaths(ctx context.Context, checks pathChecks, state 
 			continue
 		}
 		if !checks.failed {
-			r.paths.record(addr.String(), p.Size, p.Size)
+			r.paths.record(pathKey{mtuv1alpha1.PathLayerUnderlay, addr.String()}, p.Size, p.Size)
 			continue
 		}
 		if r.MeasurePath == nil {
 			continue
 		}
-		r.measure(ctx, addr, p.Size)
+		r.measure(ctx, mtuv1alpha1.PathLayerUnderlay, addr, p.Size)
 	}
 }
 
-// measure measures the path to peer, which must carry expected bytes, and notes in the book
-// what it found; it says whether the book changed.
-func (r *Reconciler) measure(ctx context.Context, peer netip.Addr, expected int32) bool {
+// measure measures the path to peer on a layer, which must carry expected bytes, and notes in
+// the book what it found; it says whether the book changed.
+func (r *Reconciler) measure(ctx context.Context, layer mtuv1alpha1.PathLayer, peer netip.Addr, expected int32) bool {
 	m, err := r.MeasurePath(ctx, peer, int(expected))
 	if err != nil {
-		log.FromContext(ctx).Error(err, "measuring the path", "peer", peer)
+		log.FromContext(ctx).Error(err, "measuring the path", "peer", peer, "layer", layer)
 		return false
 	}
 	if m.MTU < int(expected) {
-		log.FromContext(ctx).Info("path measured", "peer", peer, "expected", expected, "measured", m.MTU, "probes", m.Probes)
+		log.FromContext(ctx).Info("path measured", "peer", peer, "layer", layer, "expected", expected, "measured", m.MTU, "probes", m.Probes)
 	}
-	return r.paths.record(peer.String(), expected, int32(m.MTU))
+	return r.paths.record(pathKey{layer, peer.String()}, expected, int32(m.MTU))
 }
 
 // pathRounds probes, between rollouts, the peers the policy's NetworkMTUTransition schedules for
@@ -213,44 +241,57 @@ func (p *pathRounds) round(ctx context.Context, now time.Time) time.Duration {
 	number := now.Unix() / int64(schedule.RoundSeconds)
 	next := time.Unix((number+1)*int64(schedule.RoundSeconds), 0).Sub(now)
 
-	self, mtu := state.Status.UnderlayAddresses[0], state.Status.UnderlayMTU
-	type target struct {
-		address netip.Addr
-		mtu     int32
+	self, ok := plan.ProbeTarget(state.Status)
+	if !ok {
+		return next
 	}
-	index, targets := -1, map[string]target{}
-	addresses := make([]netip.Addr, len(schedule.Targets))
+	index, targets := -1, make([]pathmtu.Target, len(schedule.Targets))
 	for i, s := range schedule.Targets {
-		a, m, err := pathmtu.ParseTarget(s)
+		t, err := pathmtu.ParseTarget(s)
 		if err != nil {
 			continue
 		}
-		addresses[i], targets[a.String()] = a, target{a, int32(m)}
-		if a.String() == self {
+		targets[i] = t
+		if slices.Contains(t.Underlay.Addresses, self.Underlay.Addresses[0]) {
 			index = i
 		}
 	}
-	if index < 0 || mtu < 68 {
+	if index < 0 {
 		return next
 	}
+	// Every path of the round, and every path found short before, with what it must carry.
+	due := map[pathKey]int32{}
 	r.paths.seed(state.Status.Paths)
-	peers := r.paths.peers()
-	for _, i := range pathmtu.Peers(index, len(addresses), int(number), int(schedule.PeersPerRound)) {
-		if a := addresses[i]; a.IsValid() && !slices.Contains(peers, a.String()) {
-			peers = append(peers, a.String())
+	for _, path := range r.paths.paths() {
+		due[path] = 0
+	}
+	for _, i := range pathmtu.Peers(index, len(targets), int(number), int(schedule.PeersPerRound)) {
+		for path, expected := range pathsBetween(self, targets[i]) {
+			due[path] = expected
+		}
+	}
+	if len(due) > 0 {
+		// A short path is measured again whether or not its peer is of this round.
+		for _, t := range targets {
+			for path, expected := range pathsBetween(self, t) {
+				if _, ok := due[path]; ok {
+					due[path] = expected
+				}
+			}
 		}
 	}
 	changed := false
-	for _, peer := range peers {
-		t, scheduled := targets[peer]
-		if !scheduled {
-			// No longer a node of the policy: its path is nobody's business.
-			changed = r.paths.record(peer, 1, 1) || changed
+	for _, path := range slices.SortedFunc(maps.Keys(due), comparePaths) {
+		expected := due[path]
+		if expected == 0 {
+			// No longer a node of the policy (or no longer on that layer): its path is
+			// nobody's business.
+			changed = r.paths.record(path, 1, 1) || changed
 			continue
 		}
 		// A measurement is bounded by its own probes (pathmtu.MaxProbes), not by the round: a
 		// round that runs over starts the next one late.
-		changed = r.measure(ctx, t.address, min(mtu, t.mtu)) || changed
+		changed = r.measure(ctx, path.layer, netip.MustParseAddr(path.peer), expected) || changed
 	}
 	if changed {
 		select {

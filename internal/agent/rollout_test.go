@@ -360,7 +360,8 @@ func TestPathsAreProbedBetweenRollouts(t *testing.T) {
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Name: "rounds"}, tr); err != nil {
 			return err
 		}
-		if s := tr.Spec.Probing; s == nil || len(s.Targets) != 3 || s.PeersPerRound != 1 || s.RoundSeconds != 1 {
+		if s := tr.Spec.Probing; s == nil || len(s.Targets) != 3 || s.PeersPerRound != 1 || s.RoundSeconds != 1 ||
+			s.Targets[2] != nodeAddress(2)+","+nodeAddress6(2)+"/9000 "+tunnelAddress(2)+"/8950" {
 			return fmt.Errorf("probing %+v", s)
 		}
 		return nil
@@ -371,7 +372,11 @@ func TestPathsAreProbedBetweenRollouts(t *testing.T) {
 	t.Cleanup(func() { switchPorts.Delete(third) })
 	eventually(t, "the paths to and from rounds-3 named", func() error {
 		status, reason, msg := conditionOf(getPolicy(t, "rounds"), mtuv1alpha1.ConditionPathMTUVerified)
-		for _, want := range []string{"rounds-1 → rounds-3: the path carries 1500, the NICs 9000", "rounds-3 → rounds-1: the path carries 1500"} {
+		for _, want := range []string{
+			"rounds-1 → rounds-3: the path carries 1500, the NICs 9000", "rounds-3 → rounds-1: the path carries 1500",
+			"rounds-1 → rounds-3 over IPv6: the path carries 1500, the NICs 9000",
+			"rounds-1 → rounds-3 through the tunnel: the path carries 1450, the pod networks 8950",
+		} {
 			if status != "False" || !strings.Contains(msg, want) {
 				return fmt.Errorf("PathMTUVerified %s %s: %s; want %q", status, reason, msg, want)
 			}

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -88,9 +89,29 @@ func newNode(name string, underlay int) *testNode {
 // nodeAddress is the InternalIP of the cluster's i-th node.
 func nodeAddress(i int) string { return fmt.Sprintf("192.0.2.%d", i+1) }
 
+// nodeAddress6 is the cluster's i-th node's IPv6 InternalIP: every test cluster is dual-stack.
+func nodeAddress6(i int) string { return fmt.Sprintf("2001:db8::%d", i+1) }
+
+// tunnelAddress is the address of the cluster's i-th node's flannel.1.
+func tunnelAddress(i int) string { return fmt.Sprintf("10.244.%d.0", i) }
+
+// vxlanOverhead is what flannel's VXLAN adds to a pod's packet on the wire.
+const vxlanOverhead = 50
+
 // switchPorts are the MTUs of the switch ports towards the nodes' addresses that carry less
 // than the NICs, as the agents' measurements see them.
 var switchPorts sync.Map
+
+// portsCarry is what the switch carries between two nodes' addresses: the smaller of their
+// ports, or as much as asked.
+func portsCarry(asked int, ends ...string) int {
+	for _, end := range ends {
+		if port, ok := switchPorts.Load(end); ok {
+			asked = min(asked, port.(int))
+		}
+	}
+	return asked
+}
 
 // cluster creates the nodes' Node objects and runs one agent per node until the test ends.
 func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
@@ -103,7 +124,7 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 		if err := env.Client.Create(ctx, node); err != nil {
 			t.Fatal(err)
 		}
-		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: nodeAddress(i)}}
+		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: nodeAddress(i)}, {Type: corev1.NodeInternalIP, Address: nodeAddress6(i)}}
 		if err := env.Client.Status().Update(ctx, node); err != nil {
 			t.Fatal(err)
 		}
@@ -131,6 +152,17 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 		t.Fatal(err)
 	}
 	agentCtx, cancel := context.WithCancel(ctx)
+	// Which node's switch port a probe to an address crosses (switchPorts is by IPv4 node
+	// address), and whether through the tunnel.
+	type end struct {
+		port     string
+		tunneled bool
+	}
+	ends := map[string]end{}
+	for i, n := range nodes {
+		n.links.SetAddresses("flannel.1", netip.MustParseAddr(tunnelAddress(i)))
+		ends[nodeAddress(i)], ends[nodeAddress6(i)], ends[tunnelAddress(i)] = end{nodeAddress(i), false}, end{nodeAddress(i), false}, end{nodeAddress(i), true}
+	}
 	for i, n := range nodes {
 		own := nodeAddress(i)
 		recovered, err := agent.Recover(ctx, n.links, n.journal)
@@ -158,10 +190,11 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 			if n.pathCarries != 0 && !n.fixed.Load() {
 				carries = min(carries, n.pathCarries)
 			}
-			for _, end := range []string{own, peer.String()} {
-				if port, ok := switchPorts.Load(end); ok {
-					carries = min(carries, port.(int))
-				}
+			to := cmp.Or(ends[peer.String()], end{port: peer.String()})
+			if to.tunneled {
+				carries = min(carries, portsCarry(carries+vxlanOverhead, own, to.port)-vxlanOverhead)
+			} else {
+				carries = portsCarry(carries, own, to.port)
 			}
 			return probe.PathMeasurement{MTU: carries, Exact: true, Probes: 1}, nil
 		}

@@ -11,13 +11,15 @@ import (
 	"github.com/mtu-operator/mtu-operator/internal/plan/pathmtu"
 )
 
-// ShortPath is a path between two nodes that carries less than both NICs do: a black hole for
+// ShortPath is a path between two nodes that carries less than both ends do: a black hole for
 // every packet in between, which no comparison of NICs sees.
 type ShortPath struct {
 	// From is the node that measured; To the peer, by name when a node reported its address.
 	From, To string
 	Layer    mtuv1alpha1.PathLayer
-	// Expected is what the NICs carry; Measured what crosses (0: not even 1280 bytes).
+	// IPv6: the path was probed over IPv6, which the name says (a dual-stack pair has two).
+	IPv6 bool
+	// Expected is what both ends carry; Measured what crosses (0: not even 1280 bytes).
 	Expected, Measured int32
 }
 
@@ -26,7 +28,14 @@ func (p ShortPath) String() string {
 	if p.Measured == 0 {
 		carries = "not even 1280 bytes cross"
 	}
-	return fmt.Sprintf("%s → %s: %s, the NICs %d", p.From, p.To, carries, p.Expected)
+	via, ends := "", "the NICs"
+	if p.Layer == mtuv1alpha1.PathLayerOverlay {
+		via, ends = " through the tunnel", "the pod networks"
+	}
+	if p.IPv6 {
+		via += " over IPv6"
+	}
+	return fmt.Sprintf("%s → %s%s: %s, %s %d", p.From, p.To, via, carries, ends, p.Expected)
 }
 
 // ShortPaths gathers the paths the nodes' agents measured short, worst first (the least that
@@ -41,7 +50,7 @@ func ShortPaths(nodes []NodeInput) []ShortPath {
 		if n.State == nil {
 			continue
 		}
-		for _, a := range n.State.Status.UnderlayAddresses {
+		for _, a := range slices.Concat(n.State.Status.UnderlayAddresses, n.State.Status.OverlayAddresses) {
 			byAddress[a] = n.Name
 		}
 	}
@@ -54,18 +63,21 @@ func ShortPaths(nodes []NodeInput) []ShortPath {
 			if p.Measured >= p.Expected {
 				continue
 			}
-			short = append(short, ShortPath{From: n.Name, To: cmp.Or(byAddress[p.Peer], p.Peer), Layer: p.Layer, Expected: p.Expected, Measured: p.Measured})
+			peer, err := netip.ParseAddr(p.Peer)
+			short = append(short, ShortPath{From: n.Name, To: cmp.Or(byAddress[p.Peer], p.Peer), Layer: p.Layer, IPv6: err == nil && peer.Is6(),
+				Expected: p.Expected, Measured: p.Measured})
 		}
 	}
 	slices.SortFunc(short, func(a, b ShortPath) int {
-		return cmp.Or(cmp.Compare(a.Measured, b.Measured), strings.Compare(a.From, b.From), strings.Compare(a.To, b.To))
+		return cmp.Or(cmp.Compare(a.Measured, b.Measured), strings.Compare(a.From, b.From), strings.Compare(a.To, b.To),
+			strings.Compare(string(a.Layer), string(b.Layer)), compareBool(a.IPv6, b.IPv6))
 	})
 	return short
 }
 
-// ProbeSchedule is the schedule the agents probe between rollouts: the nodes by name, each as
-// the address it is probed at and its NIC's MTU. A node that has not reported both is left
-// out; nil when no two nodes can probe each other, or peersPerRound is 0.
+// ProbeSchedule is the schedule the agents probe between rollouts: the nodes by name, each
+// with where its layers are probed (ProbeTarget). A node that has not reported its underlay is
+// left out; nil when no two nodes can probe each other, or peersPerRound is 0.
 func ProbeSchedule(nodes []NodeInput, peersPerRound, roundSeconds int32) *mtuv1alpha1.PathProbingSchedule {
 	if peersPerRound <= 0 {
 		return nil
@@ -74,19 +86,47 @@ func ProbeSchedule(nodes []NodeInput, peersPerRound, roundSeconds int32) *mtuv1a
 	slices.SortFunc(sorted, func(a, b NodeInput) int { return strings.Compare(a.Name, b.Name) })
 	var targets []string
 	for _, n := range sorted {
-		if n.State == nil || len(n.State.Status.UnderlayAddresses) == 0 || n.State.Status.UnderlayMTU < 68 {
+		if n.State == nil {
 			continue
 		}
-		address, err := netip.ParseAddr(n.State.Status.UnderlayAddresses[0])
-		if err != nil {
-			continue
+		if t, ok := ProbeTarget(n.State.Status); ok {
+			targets = append(targets, t.String())
 		}
-		targets = append(targets, pathmtu.FormatTarget(address, int(n.State.Status.UnderlayMTU)))
 	}
 	if len(targets) < 2 {
 		return nil
 	}
 	return &mtuv1alpha1.PathProbingSchedule{PeersPerRound: peersPerRound, RoundSeconds: max(roundSeconds, 1), Targets: targets}
+}
+
+// ProbeTarget is where a node's layers are probed, from what its agent reported: its first
+// address of each IP family on each layer. ok is false without an underlay address and MTU;
+// the overlay is left empty without its own.
+func ProbeTarget(s mtuv1alpha1.NodeMTUStateStatus) (t pathmtu.Target, ok bool) {
+	t.Underlay = probeLayer(s.UnderlayAddresses, s.UnderlayMTU)
+	if len(t.Underlay.Addresses) == 0 {
+		return pathmtu.Target{}, false
+	}
+	t.Overlay = probeLayer(s.OverlayAddresses, s.OverlayMTU)
+	return t, true
+}
+
+// probeLayer is a layer's first address of each family, or nothing when its MTU is unknown.
+func probeLayer(addresses []string, mtu int32) pathmtu.Layer {
+	l := pathmtu.Layer{MTU: int(mtu)}
+	if mtu < 68 {
+		return pathmtu.Layer{}
+	}
+	for _, s := range addresses {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" || a.Is4In6() {
+			continue
+		}
+		if _, taken := l.Of(a.Is4()); !taken {
+			l.Addresses = append(l.Addresses, a)
+		}
+	}
+	return l
 }
 
 // PathsMessage says which paths fall short, the worst few by name.
@@ -100,4 +140,15 @@ func PathsMessage(short []ShortPath) string {
 		msg += fmt.Sprintf("; and %d more", len(short)-maxNamed)
 	}
 	return msg
+}
+
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

@@ -25,13 +25,20 @@ func TestShortPaths(t *testing.T) {
 	nodes := []NodeInput{
 		nodeWithPaths("node-a", "192.168.100.11", jumboPath("192.168.100.13", 1500), jumboPath("192.168.100.12", 9000)),
 		nodeWithPaths("node-b", "192.168.100.12"),
-		nodeWithPaths("node-c", "192.168.100.13", jumboPath("192.168.100.11", 1500), jumboPath("198.51.100.7", 0)),
+		nodeWithPaths("node-c", "192.168.100.13", jumboPath("192.168.100.11", 1500), jumboPath("198.51.100.7", 0),
+			mtuv1alpha1.PathMTU{Peer: "10.244.0.0", Layer: mtuv1alpha1.PathLayerOverlay, Expected: 8950, Measured: 1450}),
 		{Name: "node-d"}, // no state yet
 	}
+	nodes[0].State.Status.OverlayAddresses = []string{"10.244.0.0"}
+	// Dual stack: the same pair over IPv6 is a path of its own.
+	nodes[0].State.Status.UnderlayAddresses = append(nodes[0].State.Status.UnderlayAddresses, "fd00::11")
+	nodes[2].State.Status.Paths = append(nodes[2].State.Status.Paths, jumboPath("fd00::11", 1500))
 	got := PathsMessage(ShortPaths(nodes))
 	want := "node-c → 198.51.100.7: not even 1280 bytes cross, the NICs 9000; " +
+		"node-c → node-a through the tunnel: the path carries 1450, the pod networks 8950; " +
 		"node-a → node-c: the path carries 1500, the NICs 9000; " +
-		"node-c → node-a: the path carries 1500, the NICs 9000"
+		"node-c → node-a: the path carries 1500, the NICs 9000; " +
+		"node-c → node-a over IPv6: the path carries 1500, the NICs 9000"
 	if got != want {
 		t.Errorf("PathsMessage =\n%s\nwant\n%s", got, want)
 	}
@@ -60,8 +67,13 @@ func TestProbeSchedule(t *testing.T) {
 		{Name: "node-e"}, // no state yet
 		withMTU(nodeWithPaths("node-b", "fd00::12"), 9000),
 	}
+	// Dual stack, with a pod network: one address per family, the first.
+	nodes[1].State.Status.UnderlayAddresses = []string{"192.168.100.11", "fd00::11", "192.168.200.11", "fe80::1%eth0"}
+	nodes[1].State.Status.OverlayAddresses, nodes[1].State.Status.OverlayMTU = []string{"10.244.0.0", "fd01::"}, 8950
+	// A pod network address without its MTU is not probed.
+	nodes[4].State.Status.OverlayAddresses = []string{"10.244.1.0"}
 	got := ProbeSchedule(nodes, 3, 30)
-	want := []string{"192.168.100.11/9000", "fd00::12/9000", "192.168.100.13/1500"}
+	want := []string{"192.168.100.11,fd00::11/9000 10.244.0.0,fd01::/8950", "fd00::12/9000", "192.168.100.13/1500"}
 	if got == nil || !slices.Equal(got.Targets, want) || got.PeersPerRound != 3 || got.RoundSeconds != 30 {
 		t.Errorf("ProbeSchedule = %+v, want the targets %v by node name", got, want)
 	}

@@ -140,6 +140,31 @@ func (h *Handle) LinkByName(name string) (Link, error) {
 	return linkFrom(l), nil
 }
 
+// Addresses returns the named link's global unicast addresses.
+func (h *Handle) Addresses(name string) ([]netip.Addr, error) {
+	l, err := h.nl.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("finding link %s: %w", name, LinkError(err))
+	}
+	var addrs []netlink.Addr
+	if err := RetryInterrupted(func() (err error) {
+		addrs, err = h.nl.AddrList(l, netlink.FAMILY_ALL)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("listing the addresses of %s: %w", name, LinkError(err))
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		if ip := addrFrom(a.IP); ip.IsGlobalUnicast() {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
+
 // SetMTU sets the MTU of the named link.
 func (h *Handle) SetMTU(name string, mtu int) error {
 	l, err := h.nl.LinkByName(name)

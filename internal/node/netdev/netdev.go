@@ -34,6 +34,9 @@ type Interfaces interface {
 	// SetMTU sets the MTU of the named link. The error wraps ErrLinkNotFound when there is
 	// no such link.
 	SetMTU(name string, mtu int) error
+	// Addresses returns the named link's global unicast addresses (not link-local ones). The
+	// error wraps ErrLinkNotFound when there is no such link.
+	Addresses(name string) ([]netip.Addr, error)
 	// DefaultRouteLinks returns, per IP family, the indexes of the links that carry a
 	// default route of the main routing table (several for ECMP or multiple default routes).
 	// A family without a default route is absent from the map.

@@ -98,6 +98,32 @@ func TestLinksReportKindMTUStateAndMaster(t *testing.T) {
 	}
 }
 
+// TestAddresses: the addresses other nodes can reach, of both families, and none of the
+// link-local ones the kernel adds by itself.
+func TestAddresses(t *testing.T) {
+	ns, dev := newNamespace(t)
+	ns.AddVeth(t, "eth0", "eth0p", ns, 1500)
+	ns.AddAddr(t, "eth0", "10.244.1.0/32")
+	ns.AddAddr(t, "eth0", "fd01::1/64")
+	ns.AddAddr(t, "eth0", "fe80::99/64")
+	ns.SetUp(t, "eth0", "eth0p")
+	ns.WaitRunning(t, "eth0")
+	got, err := dev.Addresses("eth0")
+	if err != nil {
+		t.Fatalf("Addresses: %v", err)
+	}
+	slices.SortFunc(got, netip.Addr.Compare)
+	if want := []netip.Addr{netip.MustParseAddr("10.244.1.0"), netip.MustParseAddr("fd01::1")}; !slices.Equal(got, want) {
+		t.Errorf("Addresses(eth0) = %v, want %v", got, want)
+	}
+	if got, err := dev.Addresses("eth0p"); err != nil || len(got) != 0 {
+		t.Errorf("Addresses of a link without any = %v, %v", got, err)
+	}
+	if _, err := dev.Addresses("flannel.1"); !errors.Is(err, netdev.ErrLinkNotFound) {
+		t.Errorf("Addresses of a missing link = %v, want ErrLinkNotFound", err)
+	}
+}
+
 func TestSetMTU(t *testing.T) {
 	ns, dev := newNamespace(t)
 	ns.AddVeth(t, "eth0", "eth0p", ns, 1500)

@@ -277,15 +277,15 @@ func (d *decision) gather() (mtuv1alpha1.MigrationPhase, bool) {
 		d.releaseAll()
 		msg := fmt.Sprintf("DryRun: nodes report, nothing changes; %d node interface change(s) planned", len(d.step.Planned))
 		if len(short) > 0 {
-			msg += fmt.Sprintf("; Apply would stop here: %d path(s) carry less than the %d the pods would be sized for: %s", len(short), d.step.Underlay.Expected, plan.PathsMessage(short))
+			msg += fmt.Sprintf("; Apply would stop here: %d path(s) carry less than the pods would be sized for (underlay %d, pods %d): %s", len(short), d.step.Underlay.Expected, d.in.Target.PodMTU, plan.PathsMessage(short))
 		}
 		d.step.Nodes = Report{Status: metav1.ConditionUnknown, Reason: mtuv1alpha1.ReasonDryRun, Message: msg}
 		return mtuv1alpha1.MigrationPlanned, true
 	}
 	if len(short) > 0 {
 		d.releaseAll()
-		d.stall(mtuv1alpha1.ReasonPathMTUBlackHole, fmt.Sprintf("%d path(s) between nodes carry less than the %d the pods would be sized for, so their larger packets would vanish: %s; fix those paths (the agents keep probing them, and the rollout starts once they carry it); nothing is changed",
-			len(short), d.step.Underlay.Expected, plan.PathsMessage(short)))
+		d.stall(mtuv1alpha1.ReasonPathMTUBlackHole, fmt.Sprintf("%d path(s) between nodes carry less than the pods would be sized for (underlay %d, pods %d), so their larger packets would vanish: %s; fix those paths (the agents keep probing them, and the rollout starts once they carry it); nothing is changed",
+			len(short), d.step.Underlay.Expected, d.in.Target.PodMTU, plan.PathsMessage(short)))
 		return "", true
 	}
 	d.step.Migration.RoutableMTU = 0
@@ -951,12 +951,17 @@ func (d *decision) routable() int32 {
 }
 
 // blocked are the nodes whose NIC is below the declared MTU when the policy may not raise it.
-// shortPaths are the paths the agents measured short of the underlay MTU the pods are sized
-// for: a black hole for their larger packets, which a rollout must not start across.
+// shortPaths are the paths the agents measured short of what the pods are sized for: between
+// nodes, of the underlay MTU they are sized from; through the tunnels, of the pod MTU itself.
+// A black hole for their larger packets, which a rollout must not start across.
 func (d *decision) shortPaths() []plan.ShortPath {
 	var out []plan.ShortPath
 	for _, p := range d.step.ShortPaths {
-		if p.Measured < d.step.Underlay.Expected {
+		need := d.step.Underlay.Expected
+		if p.Layer == mtuv1alpha1.PathLayerOverlay {
+			need = d.in.Target.PodMTU
+		}
+		if p.Measured < need {
 			out = append(out, p)
 		}
 	}

@@ -341,6 +341,39 @@ func TestShortPathsStopARolloutBeforeItStarts(t *testing.T) {
 	}
 }
 
+// TestOverlayPathsAreJudgedAtThePodMTU: node-a's probe through the tunnel to node-c carries
+// 1450 while the pod networks carry 8950. A policy that keeps pods at 8950 stops, naming the
+// path; one that lowers them to what crosses goes ahead.
+func TestOverlayPathsAreJudgedAtThePodMTU(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		mtu     int32
+		stopped bool
+	}{
+		{"pods kept at 8950", 9000, true},
+		{"pods lowered to 1450", 1500, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSim(t, vxlan, 9000, 9000, 9000)
+			s.generation = 1
+			s.node("node-a").short = []mtuv1alpha1.PathMTU{{Peer: "node-c", Layer: mtuv1alpha1.PathLayerOverlay, Expected: 8950, Measured: 1450}}
+			input := func() Input { return s.input(vxlan, tt.mtu, true, true, one()) }
+			step := s.run(input, 50)
+			if !tt.stopped {
+				s.checkDone(step, input().Target)
+				return
+			}
+			const named = "node-a → node-c through the tunnel: the path carries 1450, the pod networks 8950"
+			if v := step.Verdict.Stalled; v == nil || v.Reason != mtuv1alpha1.ReasonPathMTUBlackHole || !strings.Contains(v.Message, named) {
+				t.Fatalf("phase %s verdict %+v, want stalled with %s naming the path", step.Migration.Phase, step.Verdict, mtuv1alpha1.ReasonPathMTUBlackHole)
+			}
+			if s.writes > 0 {
+				t.Errorf("configuration written across a short path")
+			}
+		})
+	}
+}
+
 // TestDriftCorrectionRestartsOnlyAgentsThatReadTheRevert: after the rollout, someone puts the
 // old value back and node-b's CNI agent happens to restart and read it. The correction writes
 // the value again and restarts node-b's agent only: the others started before the revert and

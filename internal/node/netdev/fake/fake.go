@@ -6,6 +6,7 @@ package fake
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -17,6 +18,7 @@ import (
 const (
 	MethodLinks             = "Links"
 	MethodSetMTU            = "SetMTU"
+	MethodAddresses         = "Addresses"
 	MethodLinkByName        = "LinkByName"
 	MethodDefaultRouteLinks = "DefaultRouteLinks"
 	MethodRoutes            = "Routes"
@@ -27,7 +29,7 @@ const (
 // Call is one call made to the fake. Only the fields the method takes are set.
 type Call struct {
 	Method string
-	// Link is the link name of SetMTU and LinkByName.
+	// Link is the link name of SetMTU, LinkByName and Addresses.
 	Link string
 	// LinkIndex is the argument of Routes.
 	LinkIndex int
@@ -41,8 +43,8 @@ func (c Call) String() string {
 	switch c.Method {
 	case MethodSetMTU:
 		return fmt.Sprintf("SetMTU %s %d", c.Link, c.MTU)
-	case MethodLinkByName:
-		return "LinkByName " + c.Link
+	case MethodLinkByName, MethodAddresses:
+		return c.Method + " " + c.Link
 	case MethodRoutes:
 		return fmt.Sprintf("Routes %d", c.LinkIndex)
 	case MethodSetRouteMTU:
@@ -72,6 +74,7 @@ type Netdev struct {
 	mu       sync.Mutex
 	links    []netdev.Link
 	routes   []netdev.Route
+	addrs    map[string][]netip.Addr
 	calls    []Call
 	failures []failure
 	watchers map[*watcher]struct{}
@@ -118,6 +121,7 @@ func (f *Netdev) RemoveLink(name string) {
 	}
 	l := f.links[i]
 	f.links = slices.Delete(f.links, i, i+1)
+	delete(f.addrs, name)
 	f.routes = slices.DeleteFunc(f.routes, func(r netdev.Route) bool {
 		return r.LinkIndex == l.Index || slices.Contains(r.NextHopLinks, l.Index)
 	})
@@ -229,6 +233,29 @@ func (f *Netdev) LinkByName(name string) (netdev.Link, error) {
 		return netdev.Link{}, fmt.Errorf("finding link %s: %w", name, netdev.ErrLinkNotFound)
 	}
 	return f.links[i], nil
+}
+
+// SetAddresses gives a link its addresses, as another program on the node would.
+func (f *Netdev) SetAddresses(name string, addrs ...netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.addrs == nil {
+		f.addrs = map[string][]netip.Addr{}
+	}
+	f.addrs[name] = addrs
+}
+
+// Addresses returns a link's addresses.
+func (f *Netdev) Addresses(name string) ([]netip.Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(Call{Method: MethodAddresses, Link: name}); err != nil {
+		return nil, err
+	}
+	if f.indexOf(name) < 0 {
+		return nil, fmt.Errorf("finding link %s: %w", name, netdev.ErrLinkNotFound)
+	}
+	return slices.Clone(f.addrs[name]), nil
 }
 
 // SetMTU sets the MTU of a link and tells the watchers.

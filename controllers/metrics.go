@@ -51,6 +51,13 @@ func recordMetrics(p *mtuv1alpha1.NetworkMTUPolicy) {
 	}
 }
 
+// startCounters creates a policy's counters for its CNI at 0: an alert's increase() over a
+// counter that first appears at 1 sees no increase.
+func startCounters(policy string, cni mtuv1alpha1.CNIProvider) {
+	configWrites.WithLabelValues(policy, string(cni))
+	driftCorrections.WithLabelValues(policy, string(cni))
+}
+
 // forgetMetrics drops a deleted policy's series.
 func forgetMetrics(policy string) {
 	for _, v := range []*prometheus.GaugeVec{policyCondition, computedMTU} {

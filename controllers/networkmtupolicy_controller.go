@@ -248,6 +248,7 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if res.verdict != nil || err != nil {
 		return res, err
 	}
+	startCounters(policy.Name, det.Provider)
 	target, next := r.cniTarget(policy, det, outcome)
 	if res = res.then(next); res.verdict != nil {
 		return res, nil

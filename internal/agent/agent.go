@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,6 +76,8 @@ type Reconciler struct {
 	Probes ProberFactory
 	// MeasurePath measures a path to a peer that failed a check; nil measures nothing.
 	MeasurePath PathMeasurer
+	// Recorder, when set, gets an Event on the NodeMTUState for every change's outcome.
+	Recorder events.EventRecorder
 	// PodNetnsDir is where the container runtime mounts pod network namespaces
 	// (/var/run/netns for containerd and CRI-O); empty turns the pod inventory off.
 	PodNetnsDir string
@@ -101,6 +104,8 @@ type Reconciler struct {
 // Authenticated metrics: the metrics endpoint asks the API server who a caller is and whether
 // it may GET /metrics.
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// Events on the node's NodeMTUState for each change's outcome.
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Reconcile brings the node to its NodeMTUState's spec and reports.
@@ -166,6 +171,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if err := r.inventoryPods(ctx, state); err != nil {
 		return ctrl.Result{}, err
 	}
+	stalePods.WithLabelValues(r.NodeName).Set(float64(status.StalePodCount))
+	observedMTU.WithLabelValues(r.NodeName, "underlay").Set(float64(status.UnderlayMTU))
+	observedMTU.WithLabelValues(r.NodeName, "overlay").Set(float64(status.OverlayMTU))
 	if r.PodNetnsDir != "" && spec.PodMTU > 0 {
 		// New pod namespaces are not kernel link events in the node's namespace: look again soon.
 		result.RequeueAfter = min(result.RequeueAfter, podResyncPeriod)
@@ -180,6 +188,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	}
 	r.written = state.DeepCopy()
 	return result, nil
+}
+
+// transactionEnded counts a change and says how it ended, in the log and as an Event on the
+// node's NodeMTUState: what `kubectl describe` and alerts on rollbacks show.
+func (r *Reconciler) transactionEnded(ctx context.Context, state *mtuv1alpha1.NodeMTUState, t *mtuv1alpha1.Transaction) {
+	log.FromContext(ctx).Info("transaction", "outcome", t.Outcome, "reason", t.Reason, "message", t.Message)
+	transactions.WithLabelValues(r.NodeName, string(t.Outcome)).Inc()
+	if r.Recorder == nil {
+		return
+	}
+	eventType, note := corev1.EventTypeNormal, fmt.Sprintf("%d interface change(s) committed", len(t.Changes))
+	if t.Outcome != mtuv1alpha1.TransactionCommitted {
+		eventType, note = corev1.EventTypeWarning, t.Message
+	}
+	r.Recorder.Eventf(state, nil, eventType, "Transaction"+string(t.Outcome), "ChangeInterfaces", "%s", note)
 }
 
 // olderThan says whether resource version a comes before b. Versions are opaque to clients in
@@ -350,7 +373,10 @@ func (r *Reconciler) converge(ctx context.Context, state *mtuv1alpha1.NodeMTUSta
 	}
 	state.Status.LastTransaction = record
 	r.last = record.DeepCopy()
-	log.FromContext(ctx).Info("transaction", "outcome", res.Outcome, "reason", res.Reason)
+	r.transactionEnded(ctx, state, record)
+	if res.Outcome != txn.Committed {
+		probeFailures.WithLabelValues(r.NodeName, probeKindChange).Inc()
+	}
 	return true, res.Outcome == txn.Committed
 }
 
@@ -379,6 +405,9 @@ func (r *Reconciler) verifyPaths(ctx context.Context, state *mtuv1alpha1.NodeMTU
 	}
 	state.Status.Verification = result
 	log.FromContext(ctx).Info("path check", "passed", result.Passed, "message", result.Message)
+	if !result.Passed {
+		probeFailures.WithLabelValues(r.NodeName, probeKindPaths).Inc()
+	}
 	return true, result.Passed
 }
 
@@ -568,6 +597,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, name string, linkEvents 
 	enqueueOwn := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []ctrl.Request {
 		return []ctrl.Request{{NamespacedName: types.NamespacedName{Name: r.NodeName}}}
 	})
+	startCounters(r.NodeName)
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		For(&mtuv1alpha1.NodeMTUState{}, builder.WithPredicates(own, predicate.GenerationChangedPredicate{})).

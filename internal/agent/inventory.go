@@ -7,37 +7,13 @@ import (
 	"io/fs"
 	"net/netip"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/node/pods"
 )
-
-// podScanErrors is the agent's count of pod network namespaces it could not read.
-var podScanErrors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "mtu_operator_agent_pod_scan_errors",
-	Help: "Pod network namespaces on the node that the agent could not read at its last inventory; their pods' MTU is unknown.",
-}, []string{"node"})
-
-// routePin is the MTU the agent holds the node's routes at now: a release by the policy's
-// transition is acted on without a report, so this, not the NodeMTUState's status, says what a node holds.
-var routePin = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "mtu_operator_agent_route_pin_bytes",
-	Help: "The MTU the agent pins the node's routes via the CNI's devices to now; 0 when it pins none.",
-}, []string{"node"})
-
-// pathMTU is what crosses on each path to a peer the agent measured short; a path that carries
-// what it must has no series, so the labels stay few.
-var pathMTU = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "mtu_operator_agent_path_mtu_bytes",
-	Help: "The largest packet that crossed, with fragmentation forbidden, on a path to a peer (layer Underlay or Overlay) that carries less than both ends (0: not even 1280 bytes); only short paths have a series.",
-}, []string{"node", "peer", "layer"})
-
-func init() { metrics.Registry.MustRegister(podScanErrors, routePin, pathMTU) }
 
 // maxStalePodsListed bounds the stale pods a node lists; the count has them all.
 const maxStalePodsListed = 50

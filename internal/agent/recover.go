@@ -98,7 +98,7 @@ func (r *Reconciler) giveUp(ctx context.Context, state *mtuv1alpha1.NodeMTUState
 	}
 	state.Status.LastTransaction = record
 	r.last = record.DeepCopy()
-	log.FromContext(ctx).Info("transaction", "outcome", record.Outcome, "reason", record.Message)
+	r.transactionEnded(ctx, state, record)
 }
 
 // forgetUndone drops the record of a change undone on start that no longer needs to run (the

@@ -3,12 +3,17 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -234,6 +239,29 @@ func TestFailedNodeHaltsTheRollout(t *testing.T) {
 	if got := shortPathSeries(t, "halt-1"); len(got) == 0 || slices.ContainsFunc(got, func(v float64) bool { return v != 1500 }) {
 		t.Errorf("halt-1's mtu_operator_agent_path_mtu_bytes: %v, want 1500 for each short path", got)
 	}
+	// What the alerts read: the rollback counted, the failed probe by kind, the MTUs seen.
+	if got := series(t, "mtu_operator_agent_transactions_total", "halt-1"); got["outcome=RolledBack"] < 1 {
+		t.Errorf("halt-1's mtu_operator_agent_transactions_total: %v, want a RolledBack", got)
+	}
+	if got := series(t, "mtu_operator_agent_probe_failures_total", "halt-1"); got["kind=change"] < 1 {
+		t.Errorf("halt-1's mtu_operator_agent_probe_failures_total: %v, want a failed change", got)
+	}
+	if got, want := series(t, "mtu_operator_agent_observed_mtu_bytes", "halt-1"), map[string]float64{"kind=underlay": 9000, "kind=overlay": 1450}; !maps.Equal(got, want) {
+		t.Errorf("halt-1's mtu_operator_agent_observed_mtu_bytes: %v, want %v", got, want)
+	}
+	alertsReadWhatIsExported(t)
+	eventually(t, "an Event on halt-1's NodeMTUState says it rolled back", func() error {
+		var list eventsv1.EventList
+		if err := env.Client.List(context.Background(), &list); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "NodeMTUState" && e.Regarding.Name == "halt-1" && e.Reason == "TransactionRolledBack" && e.Type == corev1.EventTypeWarning {
+				return nil
+			}
+		}
+		return fmt.Errorf("no TransactionRolledBack Event for halt-1 among %d", len(list.Items))
+	})
 	for _, s := range states(t) {
 		switch s.Name {
 		case "halt-1":
@@ -284,20 +312,62 @@ func TestFailedNodeHaltsTheRollout(t *testing.T) {
 // shortPathSeries are the values of node's mtu_operator_agent_path_mtu_bytes series.
 func shortPathSeries(t *testing.T, node string) []float64 {
 	t.Helper()
+	return slices.Collect(maps.Values(series(t, "mtu_operator_agent_path_mtu_bytes", node)))
+}
+
+// alertsReadWhatIsExported: every metric the alerts users install read
+// (config/prometheus/rules.yaml) is among the series the manager's and the agents' code export
+// now, mid-failure (test/alerts tests the alerts themselves).
+func alertsReadWhatIsExported(t *testing.T) {
+	t.Helper()
+	rules, err := os.ReadFile("../../config/prometheus/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var values []float64
+	exported := map[string]bool{}
 	for _, f := range families {
-		if f.GetName() != "mtu_operator_agent_path_mtu_bytes" {
+		exported[f.GetName()] = true
+	}
+	names := regexp.MustCompile(`mtu_operator_\w+`).FindAllString(string(rules), -1)
+	if len(names) == 0 {
+		t.Fatal("the rules read no mtu_operator metric")
+	}
+	for _, name := range names {
+		if !exported[name] {
+			t.Errorf("the alerts read %s, which is not exported", name)
+		}
+	}
+}
+
+// series are the values of node's series of an agent metric, by their other labels
+// ("layer=Underlay,peer=192.0.2.2").
+func series(t *testing.T, name, node string) map[string]float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			var others []string
+			ours := false
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "node" && l.GetValue() == node {
-					values = append(values, m.GetGauge().GetValue())
+				if l.GetName() == "node" {
+					ours = l.GetValue() == node
+				} else {
+					others = append(others, l.GetName()+"="+l.GetValue())
 				}
+			}
+			if ours {
+				values[strings.Join(others, ",")] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 			}
 		}
 	}

@@ -107,7 +107,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 			return probe.InNamespace(*ns, inner(spec))
 		}
 	}
-	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), NodeName: o.NodeName, Links: links, Pinner: recovered.Pinner, Probes: probes, MeasurePath: DefaultPathMeasurer(ns), PodNetnsDir: o.PodNetnsDir, Journal: j}
+	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), NodeName: o.NodeName, Links: links, Pinner: recovered.Pinner, Probes: probes, MeasurePath: DefaultPathMeasurer(ns), PodNetnsDir: o.PodNetnsDir, Journal: j,
+		Recorder: mgr.GetEventRecorder(FieldManager)}
 	if err := r.SetupWithManager(mgr, "nodemtustate-agent", LinkEvents(ctx, links)); err != nil {
 		return err
 	}

@@ -170,7 +170,7 @@ func cluster(t *testing.T, probeDelay time.Duration, nodes ...*testNode) {
 			t.Fatal(err)
 		}
 		r := &agent.Reconciler{
-			Client: mgr.GetClient(), NodeName: n.name, Links: n.links, Pinner: recovered.Pinner, Journal: n.journal,
+			Client: mgr.GetClient(), NodeName: n.name, Links: n.links, Pinner: recovered.Pinner, Journal: n.journal, Recorder: mgr.GetEventRecorder(agent.FieldManager),
 			Probes: func(mtuv1alpha1.NodeProbe) probe.Prober {
 				return probe.Func(func(ctx context.Context) error {
 					select {

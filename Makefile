@@ -24,6 +24,8 @@ FLANNEL_ASSETS := $(BIN)/flannel
 CONTROLLER_GEN := $(BIN)/controller-gen
 GOLANGCI_LINT := $(BIN)/golangci-lint
 BENCHSTAT := $(BIN)/benchstat
+PROMTOOL := $(BIN)/promtool
+export PROMTOOL
 export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
 export LAB_FLANNEL_ASSETS := $(FLANNEL_ASSETS)
 
@@ -72,7 +74,7 @@ verify-generated: ## Under CI=true, fail when generated or formatted files diffe
 	fi
 
 .PHONY: test
-test: manifests generate fmt vet verify-generated lint envtest-assets flannel-assets ## Regenerate, check, then run every test.
+test: manifests generate fmt vet verify-generated lint envtest-assets flannel-assets $(PROMTOOL) ## Regenerate, check, then run every test.
 	go test -timeout 30m $(GOTESTFLAGS) ./...
 
 .PHONY: bench
@@ -169,3 +171,10 @@ $(GOLANGCI_LINT): tools/go.mod
 
 $(BENCHSTAT): tools/go.mod
 	cd tools && go build -o $@ golang.org/x/perf/cmd/benchstat
+
+# promtool tests the alerting rules; its own module (tools/promtool), built without Prometheus'
+# service discoveries, which it does not need for that.
+.PHONY: promtool
+promtool: $(PROMTOOL) ## Build Prometheus' promtool (the alert rules' tests run it).
+$(PROMTOOL): tools/promtool/go.mod
+	cd tools/promtool && go build -tags remove_all_sd -o $@ github.com/prometheus/prometheus/cmd/promtool

@@ -389,6 +389,9 @@ func TestOverlappingPolicyStallsTheLaterOne(t *testing.T) {
 	if msg := condition(got, mtuv1alpha1.ConditionStalled).Message; !strings.Contains(msg, "overlap-first") {
 		t.Errorf("Stalled message %q does not name the other policy", msg)
 	}
+	if got.Status.UnderlayMTU != 1500 || got.Status.PodMTU != 1500 {
+		t.Errorf("the stalled policy shows underlay %d, pod MTU %d; want what it computed, 1500 and 1500", got.Status.UnderlayMTU, got.Status.PodMTU)
+	}
 	if b := backend(t, getConfigMap(t, "kube-flannel", "kube-flannel-cfg").Data["net-conf.json"]); b["Type"] != "vxlan" {
 		t.Errorf("the stalled policy changed the CNI: Backend %v", b)
 	}

@@ -223,6 +223,11 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 		if v != nil && v.Stalled.Reason == mtuv1alpha1.ReasonNodeSelectorClash && !wasOverlapping {
 			r.event(policy, corev1.EventTypeWarning, v.Stalled.Reason, "Select", v.Stalled.Message)
 		}
+		if err == nil {
+			// Stalled, it still shows what it would size the pods at, for the person who
+			// resolves the clash.
+			err = r.showComputed(ctx, policy)
+		}
 		return phaseResult{verdict: v}, err
 	}
 	if wasOverlapping {
@@ -410,6 +415,17 @@ func (r *NetworkMTUPolicyReconciler) computeMTUs(ctx context.Context, policy *mt
 	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families, DetectedUnderlayMTU: plan.SmallestUnderlay(nodes)})
 	writeComputed(&policy.Status, outcome)
 	return outcome, nil
+}
+
+// showComputed writes into the status the MTUs the policy computes for its nodes, changing
+// nothing else.
+func (r *NetworkMTUPolicyReconciler) showComputed(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) error {
+	nodes, err := r.gatherNodes(ctx, policy)
+	if err != nil {
+		return err
+	}
+	_, err = r.computeMTUs(ctx, policy, nodeInputs(nodes.nodes))
+	return err
 }
 
 // clusterFamilies reads the IP families of the kubernetes Service, which the API server

@@ -420,6 +420,11 @@ type NodeMTUStateStatus struct {
 	// +kubebuilder:validation:MaxItems=8
 	// +optional
 	Paths []PathMTU `json:"paths,omitempty"`
+	// actualPodMTU is the MTU most of the node's pods have, as inventoried; 0 when none was.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	ActualPodMTU int32 `json:"actualPodMTU,omitempty"`
 	// pods is the number of pod network namespaces the agent inventoried.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
@@ -457,8 +462,11 @@ const ConditionConverged = "Converged"
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=nodemtu,categories=mtu
 // +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.policy`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.spec.phase`
 // +kubebuilder:printcolumn:name="Underlay",type=integer,JSONPath=`.status.underlayMTU`
 // +kubebuilder:printcolumn:name="Pod MTU",type=integer,JSONPath=`.spec.podMTU`
+// +kubebuilder:printcolumn:name="Pods At",type=integer,JSONPath=`.status.actualPodMTU`
+// +kubebuilder:printcolumn:name="Stale Pods",type=integer,JSONPath=`.status.stalePodCount`
 // +kubebuilder:printcolumn:name="Converged",type=string,JSONPath=`.status.conditions[?(@.type=="Converged")].status`
 // +kubebuilder:printcolumn:name="Last Change",type=string,JSONPath=`.status.lastTransaction.outcome`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -342,8 +342,8 @@ func TestAgentCorrectsStalePodsInPlace(t *testing.T) {
 	get := func() *mtuv1alpha1.NodeMTUState { return getState(t, "node-2") }
 	testenv.Eventually(t, "the stale pods reported", 30*time.Second, func() error {
 		s := get()
-		if s.Status.Pods != 2 || s.Status.StalePodCount != 2 || fmt.Sprint(s.Status.StalePods) != "[{default web-a eth0 1450 } {default web-b eth0 1450 }]" {
-			return fmt.Errorf("pods %d stale %d %v", s.Status.Pods, s.Status.StalePodCount, s.Status.StalePods)
+		if s.Status.Pods != 2 || s.Status.StalePodCount != 2 || fmt.Sprint(s.Status.StalePods) != "[{default web-a eth0 1450 } {default web-b eth0 1450 }]" || s.Status.ActualPodMTU != 1450 {
+			return fmt.Errorf("pods %d at %d, stale %d %v", s.Status.Pods, s.Status.ActualPodMTU, s.Status.StalePodCount, s.Status.StalePods)
 		}
 		return nil
 	})
@@ -358,8 +358,8 @@ func TestAgentCorrectsStalePodsInPlace(t *testing.T) {
 	}
 	testenv.Eventually(t, "the pods corrected in place", 30*time.Second, func() error {
 		s := get()
-		if s.Status.StalePodCount != 0 || s.Status.PodsCorrected != 2 {
-			return fmt.Errorf("stale %d %v corrected %d", s.Status.StalePodCount, s.Status.StalePods, s.Status.PodsCorrected)
+		if s.Status.StalePodCount != 0 || s.Status.PodsCorrected != 2 || s.Status.ActualPodMTU != 1500 {
+			return fmt.Errorf("stale %d %v corrected %d, pods at %d", s.Status.StalePodCount, s.Status.StalePods, s.Status.PodsCorrected, s.Status.ActualPodMTU)
 		}
 		return nil
 	})

@@ -13,6 +13,7 @@ import (
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/internal/node/pods"
+	"github.com/mtu-operator/mtu-operator/internal/plan"
 )
 
 // maxStalePodsListed bounds the stale pods a node lists; the count has them all.
@@ -26,7 +27,7 @@ const maxStalePodsListed = 50
 // node has converged, so the path has been probed at the new size.
 func (r *Reconciler) inventoryPods(ctx context.Context, state *mtuv1alpha1.NodeMTUState) error {
 	status, spec := &state.Status, state.Spec
-	status.Pods, status.StalePods, status.StalePodCount = 0, nil, 0
+	status.Pods, status.StalePods, status.StalePodCount, status.ActualPodMTU = 0, nil, 0, 0
 	status.PodScanErrors, status.PodScanError = 0, ""
 	defer func() { podScanErrors.WithLabelValues(r.NodeName).Set(float64(status.PodScanErrors)) }()
 	if r.PodNetnsDir == "" || spec.PodMTU == 0 {
@@ -44,6 +45,8 @@ func (r *Reconciler) inventoryPods(ctx context.Context, state *mtuv1alpha1.NodeM
 		return fmt.Errorf("scanning pod network namespaces in %s: %w", r.PodNetnsDir, err)
 	}
 	pathVerified := nodeConverged(state)
+	byMTU := map[int32]int32{}
+	defer func() { status.ActualPodMTU = plan.PrevailingMTU(byMTU) }()
 	for _, ns := range namespaces {
 		if ns.Err != nil {
 			// Not entered (CAP_SYS_ADMIN missing, a namespace going away): unknown, said so.
@@ -59,6 +62,7 @@ func (r *Reconciler) inventoryPods(ctx context.Context, state *mtuv1alpha1.NodeM
 				continue // not a pod of this node (or its IP is not reported yet)
 			}
 			status.Pods++
+			byMTU[int32(iface.MTU)]++
 			if iface.MTU == int(spec.PodMTU) {
 				continue
 			}
@@ -76,6 +80,8 @@ func (r *Reconciler) inventoryPods(ctx context.Context, state *mtuv1alpha1.NodeM
 					}
 					if err == nil {
 						status.PodsCorrected++
+						byMTU[int32(iface.MTU)]--
+						byMTU[spec.PodMTU]++
 						continue
 					}
 					stale.Message = truncate(err.Error(), 256)

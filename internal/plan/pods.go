@@ -68,3 +68,15 @@ func StalePods(nodes []NodeInput) ([]NodeStalePod, int32, int32) {
 	})
 	return out, total, corrected
 }
+
+// PrevailingMTU is the MTU most pods have, from a count of pods by MTU; among as many, the
+// smaller. 0 when there are none.
+func PrevailingMTU(pods map[int32]int32) int32 {
+	var best, most int32
+	for mtu, n := range pods {
+		if n > most || n == most && mtu < best {
+			best, most = mtu, n
+		}
+	}
+	return best
+}

@@ -41,3 +41,20 @@ func TestEraHistoryAndStaleReason(t *testing.T) {
 		t.Errorf("history not bounded to the newest %d: %v", maxEras, long)
 	}
 }
+
+func TestPrevailingMTU(t *testing.T) {
+	for _, tt := range []struct {
+		pods map[int32]int32
+		want int32
+	}{
+		{nil, 0},
+		{map[int32]int32{1450: 3}, 1450},
+		{map[int32]int32{1450: 1, 8950: 40}, 8950},
+		{map[int32]int32{1450: 2, 8950: 2}, 1450},
+		{map[int32]int32{8950: 2, 1450: 2, 1400: 1}, 1450},
+	} {
+		if got := PrevailingMTU(tt.pods); got != tt.want {
+			t.Errorf("PrevailingMTU(%v) = %d, want %d", tt.pods, got, tt.want)
+		}
+	}
+}

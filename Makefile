@@ -27,6 +27,7 @@ BENCHSTAT := $(BIN)/benchstat
 PROMTOOL := $(BIN)/promtool
 export PROMTOOL
 export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
+export KUBERNETES_VERSION
 export LAB_FLANNEL_ASSETS := $(FLANNEL_ASSETS)
 
 # go test flags; `make test GOTESTFLAGS=-v` for verbose output.
@@ -44,6 +45,7 @@ help: ## List the targets.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRDs and each binary's RBAC from the kubebuilder markers.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/unwrap-descriptions config/crd/bases/*.yaml
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/...;./internal/remediate/..." output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=agent-role paths="./internal/agent/..." output:rbac:artifacts:config=config/agent
 

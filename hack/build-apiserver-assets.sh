@@ -10,7 +10,7 @@ out=${1:?usage: $0 <assets-dir>}
 k8s_version=${KUBERNETES_VERSION:?KUBERNETES_VERSION must be set, e.g. v1.36.3}
 etcd_version=${ETCD_VERSION:?ETCD_VERSION must be set, e.g. v3.6.16}
 stamp="$out/.built-from"
-want="kubernetes=$k8s_version etcd=$etcd_version go=$(go env GOVERSION) with kubectl"
+want="kubernetes=$k8s_version etcd=$etcd_version go=$(go env GOVERSION) with kubectl, versioned"
 
 if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
@@ -45,9 +45,17 @@ import (
 )
 GO
   go mod tidy -e >/dev/null 2>&1 || true
-  CGO_ENABLED=0 go build -trimpath -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+  # The version a release build stamps in (kubernetes' hack/lib/version.sh), so that
+  # `kubectl version` and the API server's /version say which release they are.
+  minor=${k8s_version#v1.}
+  minor=${minor%%.*}
+  ldflags=""
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
   # kubectl is for the demo (and for poking at it): the same version as the API server.
-  CGO_ENABLED=0 go build -trimpath -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
+  CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
 )
 
 echo ">> building etcd $etcd_version"

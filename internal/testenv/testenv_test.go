@@ -1,12 +1,15 @@
 package testenv_test
 
 import (
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,5 +105,41 @@ func TestFailedStartStopsTheControlPlane(t *testing.T) {
 	}
 	if after := controlPlaneOf(os.Getpid()); len(after) != before {
 		t.Errorf("%v still run after the failed Start (TestMain's own are %d)", after, before)
+	}
+}
+
+// TestBundledToolsSayTheirVersion: the kubectl the demo hands users and the API server the
+// tests run report the release they were built from, not v0.0.0-master.
+func TestBundledToolsSayTheirVersion(t *testing.T) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	want := os.Getenv("KUBERNETES_VERSION") // set by the Makefile
+	if assets == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set")
+	}
+	out, err := exec.Command(filepath.Join(assets, "kubectl"), "version", "--client", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("kubectl version: %v", err)
+	}
+	var v struct {
+		ClientVersion struct{ GitVersion, Major, Minor string } `json:"clientVersion"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("kubectl version: %v\n%s", err, out)
+	}
+	checkVersion(t, "kubectl", v.ClientVersion.GitVersion, want)
+	if v.ClientVersion.Major != "1" || !strings.HasPrefix(strings.TrimPrefix(v.ClientVersion.GitVersion, "v1."), v.ClientVersion.Minor+".") {
+		t.Errorf("kubectl says major %q minor %q for %s", v.ClientVersion.Major, v.ClientVersion.Minor, v.ClientVersion.GitVersion)
+	}
+	out, err = exec.Command(filepath.Join(assets, "kube-apiserver"), "--version").Output()
+	if err != nil {
+		t.Fatalf("kube-apiserver --version: %v", err)
+	}
+	checkVersion(t, "kube-apiserver", strings.TrimPrefix(strings.TrimSpace(string(out)), "Kubernetes "), want)
+}
+
+func checkVersion(t *testing.T, tool, got, want string) {
+	t.Helper()
+	if want != "" && got != want || !regexp.MustCompile(`^v1\.\d+\.\d+$`).MatchString(got) {
+		t.Errorf("%s says it is %q, want %s", tool, got, cmp.Or(want, "a release version"))
 	}
 }

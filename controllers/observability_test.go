@@ -100,6 +100,10 @@ func TestMetrics(t *testing.T) {
 		{"mtu_operator_policy_condition", map[string]string{"policy": "metrics", "type": "Ready", "status": "True"}, func(v float64) bool { return v == 1 }, "1"},
 		{"mtu_operator_policy_condition", map[string]string{"policy": "metrics", "type": "Stalled", "status": "True"}, func(v float64) bool { return v == 0 }, "0"},
 		{"mtu_operator_config_writes_total", map[string]string{"policy": "metrics", "cni": "Flannel"}, func(v float64) bool { return v >= 1 }, "at least 1"},
+		{"mtu_operator_drift_corrections_total", map[string]string{"policy": "metrics", "cni": "Flannel"}, func(v float64) bool { return v == 0 }, "0, from the start"},
+		{"mtu_operator_policy_migration_phase", map[string]string{"policy": "metrics", "phase": "Done"}, func(v float64) bool { return v == 1 }, "1"},
+		{"mtu_operator_policy_migration_phase", map[string]string{"policy": "metrics", "phase": "Gathering"}, func(v float64) bool { return v == 0 }, "0"},
+		{"mtu_operator_policy_nodes", map[string]string{"policy": "metrics", "state": "failed"}, func(v float64) bool { return v == 0 }, "0"},
 	}
 	// The controller records metrics right after it writes the status the test waited for.
 	for _, c := range checks {

@@ -315,14 +315,19 @@ func shortPathSeries(t *testing.T, node string) []float64 {
 	return slices.Collect(maps.Values(series(t, "mtu_operator_agent_path_mtu_bytes", node)))
 }
 
-// alertsReadWhatIsExported: every metric the alerts users install read
-// (config/prometheus/rules.yaml) is among the series the manager's and the agents' code export
-// now, mid-failure (test/alerts tests the alerts themselves).
+// alertsReadWhatIsExported: every metric the alerts and the dashboard users install read
+// (config/prometheus/rules.yaml, config/grafana/mtu-operator.json) is among the series the
+// manager's and the agents' code export now, mid-failure (test/alerts tests the alerts and
+// the queries themselves).
 func alertsReadWhatIsExported(t *testing.T) {
 	t.Helper()
-	rules, err := os.ReadFile("../../config/prometheus/rules.yaml")
-	if err != nil {
-		t.Fatal(err)
+	var rules []byte
+	for _, file := range []string{"../../config/prometheus/rules.yaml", "../../config/grafana/mtu-operator.json"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, b...)
 	}
 	families, err := metrics.Registry.Gather()
 	if err != nil {
@@ -338,7 +343,7 @@ func alertsReadWhatIsExported(t *testing.T) {
 	}
 	for _, name := range names {
 		if !exported[name] {
-			t.Errorf("the alerts read %s, which is not exported", name)
+			t.Errorf("the alerts or the dashboard read %s, which is not exported", name)
 		}
 	}
 }

@@ -1,4 +1,5 @@
-// Package alerts tests the PrometheusRule users install (config/prometheus/rules.yaml) with
+// Package alerts tests what users monitor the operator with: the Grafana dashboard's queries
+// (config/grafana) and the PrometheusRule users install (config/prometheus/rules.yaml) with
 // Prometheus' own promtool, built from its pinned module (make promtool): the rules are
 // checked, and their unit tests (testdata/rules_test.yaml) run against series named and
 // labeled as the binaries export them. That the names exist is checked where the binaries'
@@ -7,7 +8,9 @@
 package alerts
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,4 +265,83 @@ func TestMonitorsScrapeWhatIsInstalled(t *testing.T) {
 	if monitors != 2 {
 		t.Errorf("%d ServiceMonitors, want the manager's and the agents'", monitors)
 	}
+}
+
+// dashboardQueries are the PromQL queries of the Grafana dashboard users install (rendered
+// from config/grafana), with its variables given values Prometheus parses.
+func dashboardQueries(t *testing.T) map[string]string {
+	t.Helper()
+	objects, err := testenv.Render("config/grafana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objects) != 1 || objects[0].GetKind() != "ConfigMap" || objects[0].GetLabels()["grafana_dashboard"] != "1" {
+		t.Fatalf("config/grafana renders %d objects; want one ConfigMap labeled for Grafana's sidecar", len(objects))
+	}
+	raw, _, _ := unstructured.NestedString(objects[0].Object, "data", "mtu-operator.json")
+	var dashboard struct {
+		UID    string `json:"uid"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Type    string `json:"type"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name       string `json:"name"`
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal([]byte(raw), &dashboard); err != nil || dashboard.UID == "" {
+		t.Fatalf("the dashboard does not parse: %v", err)
+	}
+	variables := strings.NewReplacer(`"$policy"`, `".+"`, `"$node"`, `".+"`, "$__rate_interval", "5m")
+	queries := map[string]string{}
+	for _, p := range dashboard.Panels {
+		if p.Type == "row" {
+			continue
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for i, target := range p.Targets {
+			expr := variables.Replace(target.Expr)
+			if strings.Contains(expr, "$") {
+				t.Errorf("panel %q: a variable the test does not know: %s", p.Title, target.Expr)
+			}
+			queries[fmt.Sprintf("%s #%d", p.Title, i+1)] = expr
+		}
+	}
+	for _, v := range dashboard.Templating.List {
+		if inner, ok := strings.CutPrefix(v.Definition, "label_values("); ok {
+			metric, _, _ := strings.Cut(inner, ",")
+			queries["variable "+v.Name] = metric
+		}
+	}
+	return queries
+}
+
+// TestDashboardQueriesParse: promtool parses every query of the dashboard (as recording rules).
+func TestDashboardQueriesParse(t *testing.T) {
+	queries := dashboardQueries(t)
+	type rule struct {
+		Record string `json:"record"`
+		Expr   string `json:"expr"`
+	}
+	var rules []rule
+	for i, title := range slices.Sorted(maps.Keys(queries)) {
+		rules = append(rules, rule{Record: fmt.Sprintf("dashboard:query_%d", i), Expr: queries[title]})
+	}
+	file, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dashboard.yaml"), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, "check", "rules", "dashboard.yaml")
 }

@@ -119,9 +119,10 @@ demo: envtest-assets flannel-assets ## Run the operator end to end on an embedde
 ##@ Build
 
 .PHONY: build
-build: generate fmt vet ## Build the manager and agent binaries.
+build: generate fmt vet ## Build the manager, the agent and the kubectl plugin (bin/kubectl-mtu).
 	CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd/manager
 	CGO_ENABLED=0 go build -trimpath -o bin/agent ./cmd/agent
+	CGO_ENABLED=0 go build -trimpath -o bin/kubectl-mtu ./cmd/kubectl-mtu
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the current kubeconfig.

@@ -239,6 +239,9 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if err != nil {
 		return phaseResult{}, err
 	}
+	if err := r.forgetUnselected(ctx, nodes); err != nil {
+		return phaseResult{}, err
+	}
 	// Nodes the migration did not get to still get a state, so that their agents report.
 	defer func() {
 		if err == nil {

@@ -44,10 +44,12 @@ const (
 type gatheredNodes struct {
 	nodes   []migration.Node
 	missing map[string]*metav1.PartialObjectMetadata
+	// unselected are the policy's states of nodes it no longer selects.
+	unselected []*mtuv1alpha1.NodeMTUState
 }
 
-// gatherNodes returns the selected nodes with their state objects, and deletes the states of
-// nodes no longer selected.
+// gatherNodes returns the selected nodes with their state objects, and the policy's states of
+// nodes no longer selected (forgetUnselected deletes them). It writes nothing.
 func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (*gatheredNodes, error) {
 	selection, err := selectionOf(policy)
 	if err != nil {
@@ -96,14 +98,21 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 		g.nodes = append(g.nodes, migration.Node{Name: n.Name, State: state, RetryRequested: retry})
 	}
 	for i := range states.Items {
-		s := &states.Items[i]
-		if s.Spec.Policy == policy.Name && !selected[s.Name] {
-			if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
-				return nil, fmt.Errorf("deleting NodeMTUState %s of a node no longer selected: %w", s.Name, err)
-			}
+		if s := &states.Items[i]; s.Spec.Policy == policy.Name && !selected[s.Name] {
+			g.unselected = append(g.unselected, s)
 		}
 	}
 	return g, nil
+}
+
+// forgetUnselected deletes the policy's states of nodes it no longer selects.
+func (r *NetworkMTUPolicyReconciler) forgetUnselected(ctx context.Context, g *gatheredNodes) error {
+	for _, s := range g.unselected {
+		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting NodeMTUState %s of a node no longer selected: %w", s.Name, err)
+		}
+	}
+	return nil
 }
 
 // createMissing creates, watching only, the states the reconcile did not create with a spec

@@ -52,6 +52,9 @@ func (r *NetworkMTUPolicyReconciler) restorePhases(ctx context.Context, policy *
 	if err != nil {
 		return phaseResult{}, false, err
 	}
+	if err := r.forgetUnselected(ctx, nodes); err != nil {
+		return phaseResult{}, false, err
+	}
 	det, found, err := r.detectCNI(ctx, policy)
 	if err != nil {
 		return phaseResult{}, false, err

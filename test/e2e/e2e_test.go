@@ -30,7 +30,11 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(labChildEnv); dir != "" {
 		runLabChild(dir)
 	}
-	os.Exit(nettest.Main(m))
+	code := nettest.Main(m)
+	if kubectlMTUBuild.dir != "" {
+		_ = os.RemoveAll(kubectlMTUBuild.dir)
+	}
+	os.Exit(code)
 }
 
 // startLab starts a lab for the test and closes it when the test ends.

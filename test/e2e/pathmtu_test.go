@@ -3,12 +3,18 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
@@ -71,15 +77,27 @@ func TestBlackHoleBetweenJumboNICs(t *testing.T) {
 	if strings.Contains(found, "node-a → node-b") || strings.Contains(found, "node-b → node-a") {
 		t.Errorf("a path that carries 9000 is named short: %s", found)
 	}
+	// What a person sees: the stall, every node's state, the short paths.
+	status := kubectlMTU(t, l, "status", story.PolicyName)
+	for _, want := range []string{
+		`NetworkMTUPolicy ` + story.PolicyName + ` \(Apply, Flannel, VXLAN\)`, `Stalled:\s+\w+: `,
+		`(?m)^NODE\s+PHASE`, `(?m)^node-a\s+\w+\s+9000\s`, `(?m)^node-b\s`, `(?m)^node-c\s`,
+		`Short paths \(worst first\):`, `node-a → node-c: the path carries 1500, the NICs 9000`,
+	} {
+		if !regexp.MustCompile(want).MatchString(status) {
+			t.Errorf("kubectl mtu status does not match %q", want)
+		}
+	}
 
 	if err := l.SetSwitchPortMTU("node-c", 9000); err != nil {
 		t.Fatal(err)
 	}
-	retried, err := w.RetryFailedNodes(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The retry the stall asks for, with the plugin: the nodes whose check failed, if the
+	// turns' checks found the port before the rounds did.
+	retried := kubectlMTU(t, l, "retry", "--failed", story.PolicyName)
+	if !strings.Contains(retried, "retry requested") && !strings.Contains(retried, "nothing to retry") {
+		t.Errorf("kubectl mtu retry --failed says %q", retried)
 	}
-	t.Logf("port fixed; retried %v", retried)
 	if err := l.WaitFor(ctx, "the policy Ready with no short path", 2*time.Minute, func(ctx context.Context) error {
 		if err := policyReady(l)(ctx); err != nil {
 			return err
@@ -120,6 +138,51 @@ func TestBlackHoleBetweenJumboNICs(t *testing.T) {
 	}
 	if err := policyReady(l)(ctx); err != nil {
 		t.Errorf("a black hole between rollouts is reported, not a rollout: %v", err)
+	}
+
+	// What lowering back to 1500 would change, planned with the plugin: the manager's own
+	// decisions, and nothing written.
+	versions := func() map[string]string {
+		out := map[string]string{}
+		p, err := story.Policy(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["policy"] = p.ResourceVersion
+		cm := &corev1.ConfigMap{}
+		if err := l.Client.Get(ctx, types.NamespacedName{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}, cm); err != nil {
+			t.Fatal(err)
+		}
+		out["configmap"] = cm.ResourceVersion
+		var states mtuv1alpha1.NodeMTUStateList
+		if err := l.Client.List(ctx, &states); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range states.Items {
+			out[s.Name] = fmt.Sprint(s.Generation)
+		}
+		return out
+	}
+	before := versions()
+	file := filepath.Join(t.TempDir(), "lower.yaml")
+	lower := migration{mtu: 1500, encap: mtuv1alpha1.EncapsulationVXLAN, maxUnavailable: "1", allowLowering: true}
+	if err := os.WriteFile(file, []byte(lower.policy()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	planned := kubectlMTU(t, l, "plan", "-f", file)
+	for _, want := range []string{
+		`size:\s+underlay 1500, pods 1450, tunnel IPv4 1450 \(Flannel\); 3 node\(s\) selected`,
+		`ConfigMap kube-flannel/kube-flannel-cfg net-conf.json: Backend.MTU: \S+ → 1500`,
+		`node-a eth0 mtu: 9000 → 1500`, `node-c flannel.1 mtu: 8950 → 1450`,
+		`CNI agents restarted:\n\s+kube-flannel/kube-flannel-ds`,
+		`stale pods: about \d+ pod\(s\) on \d node\(s\), at 8950 now`,
+	} {
+		if !regexp.MustCompile(want).MatchString(planned) {
+			t.Errorf("kubectl mtu plan does not match %q", want)
+		}
+	}
+	if after := versions(); !maps.Equal(before, after) {
+		t.Errorf("kubectl mtu plan wrote: %v became %v", before, after)
 	}
 }
 

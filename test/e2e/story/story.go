@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/mtuctl"
 	"github.com/mtu-operator/mtu-operator/internal/plan"
 	"github.com/mtu-operator/mtu-operator/internal/remediate"
 	"github.com/mtu-operator/mtu-operator/test/e2e/lab"
@@ -426,8 +427,7 @@ func (w *World) RetryFailedNodes(ctx context.Context) ([]string, error) {
 	}
 	var retried []string
 	for _, s := range states.Items {
-		tx, v := s.Status.LastTransaction, s.Status.Verification
-		if (tx == nil || tx.Outcome == mtuv1alpha1.TransactionCommitted) && (v == nil || v.Passed) {
+		if !mtuctl.NeedsRetry(s) {
 			continue
 		}
 		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+mtuv1alpha1.RetryAnnotation+`":"true"}}}`))

@@ -43,11 +43,12 @@ help: ## List the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs and each binary's RBAC from the kubebuilder markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and each binary's RBAC from the kubebuilder markers, and copy them into the Helm chart.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
 	go run ./hack/unwrap-descriptions config/crd/bases/*.yaml
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/...;./internal/remediate/..." output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=agent-role paths="./internal/agent/..." output:rbac:artifacts:config=config/agent
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -68,7 +69,7 @@ lint: $(GOLANGCI_LINT) ## Run the pinned golangci-lint.
 .PHONY: verify-generated
 verify-generated: ## Under CI=true, fail when generated or formatted files differ from the commit.
 	@if [ "$(CI)" = "true" ]; then \
-		if ! git diff --quiet -- . || [ -n "$$(git status --porcelain --untracked-files=all -- api config)" ]; then \
+		if ! git diff --quiet -- . || [ -n "$$(git status --porcelain --untracked-files=all -- api config charts)" ]; then \
 			echo "Generated or formatted files are stale. Run 'make manifests generate fmt' and commit:"; \
 			git status --short; git --no-pager diff --stat; exit 1; \
 		fi; \

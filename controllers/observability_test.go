@@ -2,16 +2,13 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/testenv"
 )
 
 // TestPrinterColumns: `kubectl get networkmtupolicies` shows the computed values. The API
@@ -22,29 +19,9 @@ func TestPrinterColumns(t *testing.T) {
 	createPolicy(t, p)
 	waitForStatus(t, p, ready)
 
-	cfg := rest.CopyConfig(env.Config)
-	cfg.GroupVersion = &mtuv1alpha1.GroupVersion
-	cfg.APIPath = "/apis"
-	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	rc, err := rest.RESTClientFor(cfg)
+	got, err := testenv.TableRow(context.Background(), env.Config, mtuv1alpha1.GroupVersion, "networkmtupolicies", p.Name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	raw, err := rc.Get().Resource("networkmtupolicies").Name(p.Name).
-		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table metav1.Table
-	if err := json.Unmarshal(raw, &table); err != nil {
-		t.Fatal(err)
-	}
-	if len(table.Rows) != 1 {
-		t.Fatalf("%d rows; want 1", len(table.Rows))
-	}
-	got := map[string]string{}
-	for i, col := range table.ColumnDefinitions {
-		got[col.Name] = fmt.Sprint(table.Rows[0].Cells[i])
 	}
 	want := map[string]string{"Name": "printer-columns", "Underlay": "9000", "Encap": "VXLAN", "Pod MTU": "8950", "Ready": "True", "Mode": "Apply", "Reason": mtuv1alpha1.ReasonReconciled}
 	for col, v := range want {

@@ -2,15 +2,10 @@ package v1alpha1_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
+	"github.com/mtu-operator/mtu-operator/internal/testenv"
 )
 
 // TestNodeStateColumns: `kubectl get nodemtustates` shows each node's phase, and the MTU its
@@ -30,26 +25,9 @@ func TestNodeStateColumns(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := rest.CopyConfig(env.Config)
-	cfg.GroupVersion = &mtuv1alpha1.GroupVersion
-	cfg.APIPath = "/apis"
-	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	rc, err := rest.RESTClientFor(cfg)
+	got, err := testenv.TableRow(ctx, env.Config, mtuv1alpha1.GroupVersion, "nodemtustates", s.Name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	raw, err := rc.Get().Resource("nodemtustates").Name(s.Name).
-		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table metav1.Table
-	if err := json.Unmarshal(raw, &table); err != nil || len(table.Rows) != 1 {
-		t.Fatalf("table %s: %v", raw, err)
-	}
-	got := map[string]string{}
-	for i, col := range table.ColumnDefinitions {
-		got[col.Name] = fmt.Sprint(table.Rows[0].Cells[i])
 	}
 	want := map[string]string{"Policy": "jumbo", "Phase": "Converge", "Underlay": "9000", "Pod MTU": "8950", "Pods At": "1450", "Stale Pods": "3"}
 	for col, v := range want {

@@ -2,11 +2,17 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -43,4 +49,33 @@ func SetLogger() {
 		out = os.Stderr
 	}
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(out)))
+}
+
+// TableRow is what `kubectl get` shows for one object: the API server renders the Table from
+// the resource's printer columns, as it does for kubectl. It returns the cells by column name.
+func TableRow(ctx context.Context, cfg *rest.Config, gv schema.GroupVersion, resource, name string) (map[string]string, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.GroupVersion = &gv
+	cfg.APIPath = "/apis"
+	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	rc, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rc.Get().Resource(resource).Name(name).SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(raw, &table); err != nil {
+		return nil, err
+	}
+	if len(table.Rows) != 1 {
+		return nil, fmt.Errorf("%d rows in %s", len(table.Rows), raw)
+	}
+	row := map[string]string{}
+	for i, col := range table.ColumnDefinitions {
+		row[col.Name] = fmt.Sprint(table.Rows[0].Cells[i])
+	}
+	return row, nil
 }

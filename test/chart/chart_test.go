@@ -5,6 +5,7 @@
 package chart
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"os"
@@ -252,9 +253,13 @@ func TestChartAppliesToAnAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	objects := render(t, map[string]any{"cniNamespaces": []any{"kube-flannel", "kube-system", "calico-system"}, "monitoring": map[string]any{"dashboard": true}})
-	slices.SortStableFunc(objects, func(a, b *unstructured.Unstructured) int {
-		return boolOrder(a.GetKind() != "CustomResourceDefinition", b.GetKind() != "CustomResourceDefinition")
-	})
+	crdsFirst := func(u *unstructured.Unstructured) int {
+		if u.GetKind() == "CustomResourceDefinition" {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(objects, func(a, b *unstructured.Unstructured) int { return cmp.Compare(crdsFirst(a), crdsFirst(b)) })
 	for _, u := range objects {
 		//nolint:staticcheck // the typed Apply needs generated apply configurations
 		if err := env.Client.Patch(ctx, u, client.Apply, client.FieldOwner("helm"), client.ForceOwnership); err != nil {
@@ -269,14 +274,4 @@ func TestChartAppliesToAnAPIServer(t *testing.T) {
 	for _, u := range slices.Backward(objects) {
 		_ = env.Client.Delete(ctx, u)
 	}
-}
-
-func boolOrder(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
 }

@@ -403,6 +403,7 @@ func Steps(cni lab.CNI) []Step {
 		Commands: []string{
 			"ip link set port-node-c mtu 9000    # on the switch",
 			"kubectl annotate nodemtustate node-a node-b node-c " + mtuv1alpha1.RetryAnnotation + "=true",
+			"# or, with the plugin (bin/kubectl-mtu): kubectl mtu retry --failed " + PolicyName,
 		},
 		Policy: policy("Apply", "Enforce", mtuv1alpha1.EncapsulationNone, "Report"),
 		Expect: "the policy Ready, PathMTUVerified True",

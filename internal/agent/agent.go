@@ -43,6 +43,7 @@ import (
 	"github.com/mtu-operator/mtu-operator/internal/node/routepin"
 	"github.com/mtu-operator/mtu-operator/internal/node/txn"
 	"github.com/mtu-operator/mtu-operator/internal/node/underlay"
+	"github.com/mtu-operator/mtu-operator/internal/plan/pathmtu"
 )
 
 // FieldManager is the agent's field manager: it writes NodeMTUState status only.
@@ -514,41 +515,39 @@ func (r *Reconciler) observeInterfaces(spec mtuv1alpha1.NodeMTUStateSpec, status
 	}
 	status.OverlayAddresses, status.OverlayMTU = nil, 0
 	for _, role := range []mtuv1alpha1.InterfaceRole{mtuv1alpha1.RoleTunnel, mtuv1alpha1.RoleGateway, mtuv1alpha1.RoleBridge} {
-		for _, want := range spec.Interfaces {
-			if want.Role != role || status.OverlayAddresses != nil {
+		for i, want := range spec.Interfaces {
+			if want.Role != role {
 				continue
 			}
-			if err := r.observeOverlay(want.Name, status); err != nil {
+			found, err := r.observeOverlay(want.Name, status)
+			if err != nil {
 				return err
+			}
+			if found {
+				// status.Interfaces follows spec.Interfaces, one for one.
+				status.OverlayMTU = status.Interfaces[i].MTU
+				return nil
 			}
 		}
 	}
 	return nil
 }
 
-// observeOverlay reports the addresses of a pod network device, the first of each family, when
-// it has any: other nodes probe their paths through the tunnel to them. Antrea's tunnel has
-// none, and its gateway is reached through it.
-func (r *Reconciler) observeOverlay(name string, status *mtuv1alpha1.NodeMTUStateStatus) error {
+// observeOverlay reports the addresses of a pod network device, the first of each family, and
+// says whether it has any: other nodes probe their paths through the tunnel to them. Antrea's
+// tunnel has none, and its gateway is reached through it.
+func (r *Reconciler) observeOverlay(name string, status *mtuv1alpha1.NodeMTUStateStatus) (bool, error) {
 	addrs, err := r.Links.Addresses(name)
 	if errors.Is(err, netdev.ErrLinkNotFound) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	var v4, v6 bool
-	for _, a := range addrs {
-		if a.Is4() && !v4 || !a.Is4() && !v6 {
-			status.OverlayAddresses = append(status.OverlayAddresses, a.String())
-			v4, v6 = v4 || a.Is4(), v6 || !a.Is4()
-		}
+	for _, a := range pathmtu.OnePerFamily(addrs) {
+		status.OverlayAddresses = append(status.OverlayAddresses, a.String())
 	}
-	if status.OverlayAddresses != nil {
-		i := slices.IndexFunc(status.Interfaces, func(s mtuv1alpha1.InterfaceState) bool { return s.Name == name })
-		status.OverlayMTU = status.Interfaces[i].MTU
-	}
-	return nil
+	return status.OverlayAddresses != nil, nil
 }
 
 // setConverged says whether the node matches its spec: every present managed interface, and

@@ -261,23 +261,21 @@ func (p *pathRounds) round(ctx context.Context, now time.Time) time.Duration {
 	}
 	// Every path of the round, and every path found short before, with what it must carry.
 	due := map[pathKey]int32{}
-	r.paths.seed(state.Status.Paths)
-	for _, path := range r.paths.paths() {
-		due[path] = 0
-	}
 	for _, i := range pathmtu.Peers(index, len(targets), int(number), int(schedule.PeersPerRound)) {
 		for path, expected := range pathsBetween(self, targets[i]) {
 			due[path] = expected
 		}
 	}
-	if len(due) > 0 {
-		// A short path is measured again whether or not its peer is of this round.
+	r.paths.seed(state.Status.Paths)
+	if short := r.paths.paths(); len(short) > 0 {
+		// A short path is measured again whether or not its peer is of this round; one to a
+		// node no longer scheduled (or no longer on that layer) is due with 0, and cleared.
+		scheduled := map[pathKey]int32{}
 		for _, t := range targets {
-			for path, expected := range pathsBetween(self, t) {
-				if _, ok := due[path]; ok {
-					due[path] = expected
-				}
-			}
+			maps.Insert(scheduled, pathsBetween(self, t))
+		}
+		for _, path := range short {
+			due[path] = scheduled[path]
 		}
 	}
 	changed := false

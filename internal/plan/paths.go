@@ -113,20 +113,16 @@ func ProbeTarget(s mtuv1alpha1.NodeMTUStateStatus) (t pathmtu.Target, ok bool) {
 
 // probeLayer is a layer's first address of each family, or nothing when its MTU is unknown.
 func probeLayer(addresses []string, mtu int32) pathmtu.Layer {
-	l := pathmtu.Layer{MTU: int(mtu)}
 	if mtu < 68 {
 		return pathmtu.Layer{}
 	}
+	var parsed []netip.Addr
 	for _, s := range addresses {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" || a.Is4In6() {
-			continue
-		}
-		if _, taken := l.Of(a.Is4()); !taken {
-			l.Addresses = append(l.Addresses, a)
+		if a, err := netip.ParseAddr(s); err == nil {
+			parsed = append(parsed, a)
 		}
 	}
-	return l
+	return pathmtu.Layer{Addresses: pathmtu.OnePerFamily(parsed), MTU: int(mtu)}
 }
 
 // PathsMessage says which paths fall short, the worst few by name.

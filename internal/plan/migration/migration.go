@@ -950,7 +950,6 @@ func (d *decision) routable() int32 {
 	return r
 }
 
-// blocked are the nodes whose NIC is below the declared MTU when the policy may not raise it.
 // shortPaths are the paths the agents measured short of what the pods are sized for: between
 // nodes, of the underlay MTU they are sized from; through the tunnels, of the pod MTU itself.
 // A black hole for their larger packets, which a rollout must not start across.
@@ -968,6 +967,7 @@ func (d *decision) shortPaths() []plan.ShortPath {
 	return out
 }
 
+// blocked are the nodes whose NIC is below the declared MTU when the policy may not raise it.
 func (d *decision) blocked() []string {
 	if d.in.Enforce || d.in.DeclaredUnderlay == nil {
 		return nil

@@ -53,6 +53,21 @@ func (l Layer) Of(v4 bool) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// OnePerFamily is the first plain address of each IP family among addrs, in their order: at
+// most one IPv4 and one IPv6 address, as a Layer holds them.
+func OnePerFamily(addrs []netip.Addr) []netip.Addr {
+	var l Layer
+	for _, a := range addrs {
+		if _, taken := l.Of(a.Is4()); plain(a) && !taken {
+			l.Addresses = append(l.Addresses, a)
+		}
+	}
+	return l.Addresses
+}
+
+// plain: an address a node can be probed at, without a zone and not IPv4 mapped into IPv6.
+func plain(a netip.Addr) bool { return a.IsValid() && a.Zone() == "" && !a.Is4In6() }
+
 // ParseTarget reads a node of the probing schedule.
 func ParseTarget(s string) (Target, error) {
 	underlay, overlay, hasOverlay := strings.Cut(s, " ")
@@ -80,7 +95,7 @@ func parseLayer(s string) (Layer, error) {
 		if err != nil {
 			return Layer{}, err
 		}
-		if a.Zone() != "" || a.Is4In6() {
+		if !plain(a) {
 			return Layer{}, fmt.Errorf("address %s: want a plain IPv4 or IPv6 address", a)
 		}
 		if _, taken := l.Of(a.Is4()); taken {

@@ -123,3 +123,23 @@ func TestPathsTo(t *testing.T) {
 		})
 	}
 }
+
+func TestOnePerFamily(t *testing.T) {
+	addrs := func(ss ...string) []netip.Addr {
+		var out []netip.Addr
+		for _, s := range ss {
+			out = append(out, netip.MustParseAddr(s))
+		}
+		return out
+	}
+	for _, tt := range []struct{ in, want []netip.Addr }{
+		{nil, nil},
+		{addrs("10.0.0.1", "10.0.0.2"), addrs("10.0.0.1")},
+		{addrs("fe80::1%eth0", "fd00::1", "10.0.0.1", "fd00::2"), addrs("fd00::1", "10.0.0.1")},
+		{addrs("::ffff:10.0.0.1", "10.0.0.2"), addrs("10.0.0.2")},
+	} {
+		if got := OnePerFamily(tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("OnePerFamily(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

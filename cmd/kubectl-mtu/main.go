@@ -64,38 +64,32 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		_, err := io.WriteString(out, usage)
 		return err
 	}
-	connect := func() (client.Client, error) { return connect(*kubeconfig, *kubeContext) }
+	// Check the command first, so that a usage error is said before a cluster is contacted.
+	var do func(client.Client) error
 	switch cmd, rest := fs.Arg(0), fs.Args()[1:]; cmd {
 	case "status":
 		if len(rest) > 1 {
 			return fmt.Errorf("status takes at most one policy\n\n%s", usage)
 		}
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		return status(ctx, c, rest, out)
+		do = func(c client.Client) error { return status(ctx, c, rest, out) }
 	case "plan":
 		if *file == "" || len(rest) > 0 {
 			return fmt.Errorf("plan takes -f and the policy's file\n\n%s", usage)
 		}
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		return planPolicy(ctx, c, *file, out)
+		do = func(c client.Client) error { return planPolicy(ctx, c, *file, out) }
 	case "retry":
 		if *failed && len(rest) > 1 || !*failed && len(rest) == 0 {
 			return fmt.Errorf("retry takes nodes, or --failed and at most one policy\n\n%s", usage)
 		}
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		return retry(ctx, c, rest, *failed, out)
+		do = func(c client.Client) error { return retry(ctx, c, rest, *failed, out) }
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 	}
+	c, err := connect(*kubeconfig, *kubeContext)
+	if err != nil {
+		return err
+	}
+	return do(c)
 }
 
 // reorder puts flags before the arguments, so that `kubectl mtu retry --failed jumbo` and
@@ -110,7 +104,7 @@ func reorder(args []string) []string {
 			i = len(args)
 		case strings.HasPrefix(a, "-"):
 			flags = append(flags, a)
-			if slices.Contains([]string{"--kubeconfig", "--context", "-kubeconfig", "-context", "-f", "--f", "--filename"}, a) && i+1 < len(args) {
+			if slices.Contains([]string{"--kubeconfig", "--context", "-kubeconfig", "-context", "-f", "--f"}, a) && i+1 < len(args) {
 				flags = append(flags, args[i+1])
 				i++
 			}
@@ -194,10 +188,7 @@ func retry(ctx context.Context, c client.Client, names []string, failed bool, ou
 	var errs []error
 	for _, name := range names {
 		s := &mtuv1alpha1.NodeMTUState{}
-		if err := c.Get(ctx, types.NamespacedName{Name: name}, s); err != nil {
-			errs = append(errs, fmt.Errorf("NodeMTUState %s: %w", name, err))
-			continue
-		}
+		s.Name = name
 		if err := c.Patch(ctx, s, patch); err != nil {
 			errs = append(errs, fmt.Errorf("retrying %s: %w", name, err))
 			continue

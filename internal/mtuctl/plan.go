@@ -22,10 +22,7 @@ func WritePlan(w io.Writer, preview *mtuv1alpha1.NetworkMTUPolicy, selected []st
 	var b strings.Builder
 	st := preview.Status
 	fmt.Fprintf(&b, "Applying NetworkMTUPolicy %s would (nothing was written):\n", preview.Name)
-	fmt.Fprintf(&b, "  size:      underlay %s, pods %s", orUnknown(st.UnderlayMTU), orUnknown(st.PodMTU))
-	for _, t := range st.Tunnels {
-		fmt.Fprintf(&b, ", tunnel %s %d", t.Family, t.MTU)
-	}
+	fmt.Fprintf(&b, "  size:      %s", sizes(st))
 	if st.CNI != "" {
 		fmt.Fprintf(&b, " (%s)", st.CNI)
 	}

@@ -42,11 +42,7 @@ func WriteStatus(w io.Writer, p *mtuv1alpha1.NetworkMTUPolicy, states []mtuv1alp
 		fmt.Fprintf(&b, ", %s", st.CNI)
 	}
 	fmt.Fprintf(&b, ", %s)\n", p.Spec.Encapsulation.Type)
-	fmt.Fprintf(&b, "  MTUs:       underlay %s, pods %s", orUnknown(st.UnderlayMTU), orUnknown(st.PodMTU))
-	for _, t := range st.Tunnels {
-		fmt.Fprintf(&b, ", tunnel %s %d", t.Family, t.MTU)
-	}
-	b.WriteString("\n")
+	fmt.Fprintf(&b, "  MTUs:       %s\n", sizes(st))
 	phase := "none"
 	if m := st.Migration; m != nil {
 		phase = string(m.Phase)
@@ -140,6 +136,15 @@ func writeConditions(b *strings.Builder, conditions []metav1.Condition) {
 	if len(ok) > 0 {
 		fmt.Fprintf(b, "  True:       %s\n", strings.Join(ok, ", "))
 	}
+}
+
+// sizes are the MTUs a policy computed: "underlay 9000, pods 8950, tunnel IPv4 8950".
+func sizes(st mtuv1alpha1.NetworkMTUPolicyStatus) string {
+	s := fmt.Sprintf("underlay %s, pods %s", orUnknown(st.UnderlayMTU), orUnknown(st.PodMTU))
+	for _, t := range st.Tunnels {
+		s += fmt.Sprintf(", tunnel %s %d", t.Family, t.MTU)
+	}
+	return s
 }
 
 func orUnknown(v int32) string {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -161,9 +162,13 @@ func (r *NetworkMTUPolicyReconciler) exists(ctx context.Context, obj client.Obje
 // kind) is absent: Calico's CRDs may not exist, and the operator does not cache objects of
 // kinds it does not own.
 func (r *NetworkMTUPolicyReconciler) getCR(ctx context.Context, gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
+	if r.absentKinds.absent(gvk) {
+		return nil, nil
+	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, u); err != nil {
+		r.absentKinds.see(gvk, err)
 		if isAbsent(err) {
 			return nil, nil
 		}
@@ -173,15 +178,49 @@ func (r *NetworkMTUPolicyReconciler) getCR(ctx context.Context, gvk schema.Group
 }
 
 func (r *NetworkMTUPolicyReconciler) ipPools(ctx context.Context) ([]unstructured.Unstructured, error) {
+	if r.absentKinds.absent(ipPoolGVK) {
+		return nil, nil
+	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(ipPoolGVK.GroupVersion().WithKind("IPPoolList"))
 	if err := r.APIReader.List(ctx, list); err != nil {
+		r.absentKinds.see(ipPoolGVK, err)
 		if isAbsent(err) {
 			return nil, nil
 		}
 		return nil, err
 	}
 	return list.Items, nil
+}
+
+// absentKinds remembers, for resyncPeriod, the kinds the API server does not serve (Calico's
+// custom resources in a cluster without Calico): asking for one makes the client reload API
+// discovery for its group, which returns 404, on every reconcile of a rollout. A kind
+// installed since is seen at the latest one resync later.
+type absentKinds struct {
+	mu    sync.Mutex
+	since map[schema.GroupVersionKind]time.Time
+}
+
+func (a *absentKinds) absent(gvk schema.GroupVersionKind) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.since[gvk]
+	return ok && time.Since(t) < resyncPeriod
+}
+
+// see records whether err says the API server does not serve gvk.
+func (a *absentKinds) see(gvk schema.GroupVersionKind, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !meta.IsNoMatchError(err) {
+		delete(a.since, gvk)
+		return
+	}
+	if a.since == nil {
+		a.since = map[schema.GroupVersionKind]time.Time{}
+	}
+	a.since[gvk] = time.Now()
 }
 
 // isAbsent: the object, or its kind, does not exist in this cluster.

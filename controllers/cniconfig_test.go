@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -683,4 +684,33 @@ func TestAPolicyThatLeavesNodesOutDoesNotChangeTheSharedConfig(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAbsentKindsAreRemembered: a kind the API server does not serve is not asked for again
+// until a resync; an object merely missing, or any other error, is asked for each time.
+func TestAbsentKindsAreRemembered(t *testing.T) {
+	gvk := schema.GroupVersionKind{Group: "operator.tigera.io", Version: "v1", Kind: "Installation"}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "kind not served", err: &meta.NoKindMatchError{GroupKind: gvk.GroupKind(), SearchedVersions: []string{"v1"}}, want: true},
+		{name: "object missing", err: apierrors.NewNotFound(schema.GroupResource{Group: gvk.Group, Resource: "installations"}, "default")},
+		{name: "found", err: nil},
+		{name: "API server unavailable", err: apierrors.NewServiceUnavailable("later")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var kinds absentKinds
+			kinds.see(gvk, tc.err)
+			if got := kinds.absent(gvk); got != tc.want {
+				t.Fatalf("absent %t, want %t", got, tc.want)
+			}
+			kinds.see(gvk, nil) // installed since, and read
+			if kinds.absent(gvk) {
+				t.Fatal("still absent after a read found it")
+			}
+		})
+	}
 }

@@ -55,9 +55,17 @@ type NetworkMTUPolicyReconciler struct {
 	Recorder  events.EventRecorder
 	// families are the cluster's IP families, read at most once per resyncPeriod.
 	families familiesMemo
+	// absentKinds are Calico's kinds this cluster does not serve, read at most once per
+	// resyncPeriod.
+	absentKinds absentKinds
 	// ReleaseTimeout is how long a deleted policy waits for its agents to confirm they
 	// released their route pins; DefaultReleaseTimeout when zero.
 	ReleaseTimeout time.Duration
+	// cached reads Nodes and NodeMTUStates from the manager's cache in place, and memos keep
+	// each policy's decisions between reconciles; both are set up with a manager (a preview
+	// lists through its client and decides afresh).
+	cached *cachedNodes
+	memos  *memoBook
 }
 
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch;patch
@@ -217,6 +225,9 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	var policies mtuv1alpha1.NetworkMTUPolicyList
 	if err := r.List(ctx, &policies); err != nil {
 		return phaseResult{}, err
+	}
+	if r.memos != nil {
+		r.memos.keepOnly(policies.Items)
 	}
 	wasOverlapping := stalledFor(policy, mtuv1alpha1.ReasonNodeSelectorClash)
 	if v, err := r.checkOverlap(ctx, policy, policies.Items); v != nil || err != nil {
@@ -620,6 +631,11 @@ func (r *NetworkMTUPolicyReconciler) event(policy *mtuv1alpha1.NetworkMTUPolicy,
 // status writes), to changes of the CNI ConfigMaps it owns fields in, and to node label
 // changes (which can make two policies overlap).
 func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	cached, err := newCachedNodes(context.Background(), mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	r.cached, r.memos = cached, &memoBook{}
 	allPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		var list mtuv1alpha1.NetworkMTUPolicyList
 		if err := mgr.GetClient().List(ctx, &list); err != nil {

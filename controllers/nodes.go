@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -48,8 +49,8 @@ type gatheredNodes struct {
 	unselected []*mtuv1alpha1.NodeMTUState
 }
 
-// gatherNodes returns the selected nodes with their state objects, and the policy's states of
-// nodes no longer selected (forgetUnselected deletes them). It writes nothing.
+// gatherNodes returns the selected nodes, by name, with their state objects, and the policy's
+// states of nodes no longer selected (forgetUnselected deletes them). It writes nothing.
 func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (*gatheredNodes, error) {
 	selection, err := selectionOf(policy)
 	if err != nil {
@@ -59,31 +60,14 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 	if selector == nil {
 		selector = labels.Everything()
 	}
-	nodes := &metav1.PartialObjectMetadataList{}
-	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
-	if err := r.List(ctx, nodes, client.MatchingLabelsSelector{Selector: selector}, client.UnsafeDisableDeepCopy); err != nil {
+	selected, stateOf, policyStates, err := r.readNodes(ctx, selector, policy.Name)
+	if err != nil {
 		return nil, err
 	}
-	var states mtuv1alpha1.NodeMTUStateList
-	// The cache's own objects, not copies: 5,000 deep copies per reconcile were most of its
-	// cost. Nothing below changes them; a state to be changed is copied first.
-	if err := r.List(ctx, &states, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	byName := map[string]*mtuv1alpha1.NodeMTUState{}
-	for i := range states.Items {
-		byName[states.Items[i].Name] = &states.Items[i]
-	}
-
-	selected := map[string]bool{}
-	g := &gatheredNodes{nodes: make([]migration.Node, 0, len(nodes.Items)), missing: map[string]*metav1.PartialObjectMetadata{}}
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		if n.DeletionTimestamp != nil {
-			continue
-		}
-		selected[n.Name] = true
-		state := byName[n.Name]
+	g := &gatheredNodes{nodes: make([]migration.Node, 0, len(selected)), missing: map[string]*metav1.PartialObjectMetadata{}}
+	own := 0 // selected nodes with a state of the policy's
+	for _, n := range selected {
+		state := stateOf(n.Name)
 		switch {
 		case state == nil:
 			g.missing[n.Name] = n
@@ -93,16 +77,55 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 			// Left by a policy that no longer exists (overlap was checked first): taken over.
 			state = state.DeepCopy()
 			state.Spec = mtuv1alpha1.NodeMTUStateSpec{}
+		default:
+			own++
 		}
 		_, retry := state.Annotations[mtuv1alpha1.RetryAnnotation]
 		g.nodes = append(g.nodes, migration.Node{Name: n.Name, State: state, RetryRequested: retry})
 	}
-	for i := range states.Items {
-		if s := &states.Items[i]; s.Spec.Policy == policy.Name && !selected[s.Name] {
+	if len(policyStates) == own {
+		return g, nil // every state of the policy's is of a selected node
+	}
+	for _, s := range policyStates {
+		if _, found := slices.BinarySearchFunc(selected, s.Name, func(n *metav1.PartialObjectMetadata, name string) int { return strings.Compare(n.Name, name) }); !found {
 			g.unselected = append(g.unselected, s)
 		}
 	}
 	return g, nil
+}
+
+// readNodes returns the Nodes selector selects (not being deleted, by name), how to find a
+// node's state, and the states policy wrote. The cache's own objects, not copies: nothing
+// below changes them; a state to be changed is copied first.
+func (r *NetworkMTUPolicyReconciler) readNodes(ctx context.Context, selector labels.Selector, policy string) (
+	selected []*metav1.PartialObjectMetadata, stateOf func(string) *mtuv1alpha1.NodeMTUState, policyStates []*mtuv1alpha1.NodeMTUState, err error) {
+	if c := r.cached; c != nil {
+		return c.selected(selector), c.state, c.statesOf(policy), nil
+	}
+	nodes := &metav1.PartialObjectMetadataList{}
+	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+	if err := r.List(ctx, nodes, client.MatchingLabelsSelector{Selector: selector}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, nil, nil, err
+	}
+	for i := range nodes.Items {
+		if n := &nodes.Items[i]; n.DeletionTimestamp == nil {
+			selected = append(selected, n)
+		}
+	}
+	slices.SortFunc(selected, func(a, b *metav1.PartialObjectMetadata) int { return strings.Compare(a.Name, b.Name) })
+	var states mtuv1alpha1.NodeMTUStateList
+	if err := r.List(ctx, &states, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, nil, nil, err
+	}
+	byName := make(map[string]*mtuv1alpha1.NodeMTUState, len(states.Items))
+	for i := range states.Items {
+		s := &states.Items[i]
+		byName[s.Name] = s
+		if s.Spec.Policy == policy {
+			policyStates = append(policyStates, s)
+		}
+	}
+	return selected, func(name string) *mtuv1alpha1.NodeMTUState { return byName[name] }, policyStates, nil
 }
 
 // forgetUnselected deletes the policy's states of nodes it no longer selects.
@@ -227,16 +250,22 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	if policy.Spec.Underlay.Source == mtuv1alpha1.UnderlayDeclared {
 		in.DeclaredUnderlay = policy.Spec.Underlay.MTU
 	}
+	if r.memos != nil {
+		in.Memo = r.memos.of(policy.UID)
+	}
 	step := migration.Decide(in)
 
 	// Only the specs the step changed: comparing every node's spec is the decision's job.
-	writes := make([]specWrite, 0, len(step.Changed))
+	writes := make([]specWrite, 0, len(step.Specs))
 	created := map[string]mtuv1alpha1.NodeMTUStateSpec{}
 	for _, n := range nodes {
-		if !step.Changed[n.Name] && !n.RetryRequested {
+		spec, changed := step.Specs[n.Name]
+		if !changed && !n.RetryRequested {
 			continue
 		}
-		spec := step.Specs[n.Name]
+		if !changed {
+			spec = n.State.Spec
+		}
 		if n.State == nil {
 			created[n.Name] = spec
 			continue

@@ -2,6 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"iter"
+	"slices"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 )
@@ -80,28 +82,39 @@ func SmallestUnderlay(nodes []NodeInput) *int32 {
 // CompareUnderlay finds the nodes whose underlay MTU differs: from the declared MTU, or, when
 // detected, from the most common value (ties go to the larger, the configuration the operator
 // was most likely asked to keep).
-func CompareUnderlay(source mtuv1alpha1.UnderlaySource, declared *int32, nodes []NodeInput) UnderlayReport {
+func CompareUnderlay(source mtuv1alpha1.UnderlaySource, declared *int32, nodes iter.Seq2[string, int32]) UnderlayReport {
 	var rep UnderlayReport
-	counts := map[int32]int{}
-	for _, n := range nodes {
-		if n.State == nil || n.State.Status.UnderlayMTU == 0 {
+	// A cluster has few distinct MTUs: a list, not a map, counts them (a reconcile compares
+	// every node's).
+	type count struct {
+		mtu   int32
+		nodes int
+	}
+	var counts []count
+	for _, mtu := range nodes {
+		if mtu == 0 {
 			continue
 		}
 		rep.Reported++
-		counts[n.State.Status.UnderlayMTU]++
+		if i := slices.IndexFunc(counts, func(c count) bool { return c.mtu == mtu }); i >= 0 {
+			counts[i].nodes++
+		} else {
+			counts = append(counts, count{mtu, 1})
+		}
 	}
 	if source != mtuv1alpha1.UnderlayAutoDetect && declared != nil {
 		rep.Expected = *declared
 	} else {
-		for v, c := range counts {
-			if c > counts[rep.Expected] || (c == counts[rep.Expected] && v > rep.Expected) {
-				rep.Expected = v
+		most := 0
+		for _, c := range counts {
+			if c.nodes > most || (c.nodes == most && c.mtu > rep.Expected) {
+				rep.Expected, most = c.mtu, c.nodes
 			}
 		}
 	}
-	for _, n := range nodes {
-		if n.State != nil && n.State.Status.UnderlayMTU != 0 && n.State.Status.UnderlayMTU != rep.Expected {
-			rep.Outliers = append(rep.Outliers, underlayOf(n))
+	for name, mtu := range nodes {
+		if mtu != 0 && mtu != rep.Expected {
+			rep.Outliers = append(rep.Outliers, fmt.Sprintf("%s (%d)", name, mtu))
 		}
 	}
 	return rep

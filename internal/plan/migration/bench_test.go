@@ -2,6 +2,8 @@ package migration
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +23,42 @@ func BenchmarkDecide(b *testing.B) {
 			in := midRaise(n)
 			b.ReportAllocs()
 			for b.Loop() {
+				Decide(in)
+			}
+		})
+	}
+}
+
+// BenchmarkDecideWave is the same decision with the memo a controller keeps between its
+// reconciles, when only a wave of 10 nodes reported since the last: what a rollout with an
+// absolute maxUnavailable pays N/k times. Its cost must barely grow with N.
+func BenchmarkDecideWave(b *testing.B) {
+	for _, n := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			in := midRaise(n)
+			in.MaxUnavailable = ptr.To(intstr.FromInt32(10))
+			for i, node := range in.Nodes {
+				node.State.ResourceVersion = fmt.Sprint(i)
+			}
+			// Two versions of a wave's states, decided in turn: each decision finds 10 new.
+			wave := in.Nodes[n/2 : n/2+10]
+			versions := [2][]*mtuv1alpha1.NodeMTUState{}
+			for v := range versions {
+				for _, node := range wave {
+					s := node.State.DeepCopy()
+					s.ResourceVersion += fmt.Sprintf("-%d", v)
+					versions[v] = append(versions[v], s)
+				}
+			}
+			in.Memo = NewMemo()
+			Decide(in)
+			b.ReportAllocs()
+			v := 0
+			for b.Loop() {
+				for i := range wave {
+					wave[i].State = versions[v][i]
+				}
+				v = 1 - v
 				Decide(in)
 			}
 		})
@@ -53,6 +91,12 @@ func midRaise(n int) Input {
 			s.Status.LastTransaction = &mtuv1alpha1.Transaction{PolicyGeneration: 1, Outcome: mtuv1alpha1.TransactionCommitted}
 		}
 		in.Nodes = append(in.Nodes, Node{Name: s.Name, State: s})
+	}
+	// As a controller leaves it: every spec written as a decision wants it.
+	for name, spec := range Decide(in).Specs {
+		i, _ := strconv.Atoi(strings.TrimPrefix(name, "node-"))
+		s := in.Nodes[i].State
+		s.Spec, s.Generation, s.Status.ObservedGeneration = spec, s.Generation+1, s.Generation+1
 	}
 	return in
 }

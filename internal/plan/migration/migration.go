@@ -7,7 +7,6 @@ package migration
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -92,15 +91,18 @@ type Input struct {
 	// ProbeTimeoutSeconds bounds each node's probe (spec.probe.timeoutSeconds).
 	ProbeTimeoutSeconds int32
 	Now                 time.Time
+	// Memo, when set, keeps what each node's state decided for the policy's next decision,
+	// which then costs the nodes that changed since (see Memo). Nodes should come sorted by
+	// name, as a decision reads them: then it sorts nothing either.
+	Memo *Memo
 }
 
 // Step is what to do now.
 type Step struct {
 	Migration mtuv1alpha1.MigrationStatus
-	// Specs is every selected node's NodeMTUState spec; Changed names the nodes whose spec
-	// differs from the one they have (or that have no state yet): the only ones to write.
-	Specs   map[string]mtuv1alpha1.NodeMTUStateSpec
-	Changed map[string]bool
+	// Specs are the NodeMTUState specs to write: of the nodes whose spec differs from the one
+	// they have, or that have no state yet. Every other node keeps its own.
+	Specs map[string]mtuv1alpha1.NodeMTUStateSpec
 	// WriteConfig: write the CNI's documents now; the controller then records
 	// Migration.ConfigWrittenAt.
 	WriteConfig bool
@@ -139,12 +141,11 @@ func Decide(in Input) Step {
 
 type decision struct {
 	in    Input
-	nodes []Node
+	nodes []Node // by name
 	step  Step
-	// want is each node's target in the current phase.
-	want map[string]nodeWant
-	// index is each node's place in nodes (by name).
-	index map[string]int
+	memo  *Memo
+	// entries are the nodes' memo entries, in order; nil without a memo.
+	entries []memoEntry
 }
 
 // nodeWant is what a node's devices must reach in a phase.
@@ -154,26 +155,37 @@ type nodeWant struct {
 }
 
 func newDecision(in Input) *decision {
-	nodes := slices.Clone(in.Nodes)
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	d := &decision{in: in, nodes: nodes, want: map[string]nodeWant{}, index: make(map[string]int, len(nodes))}
-	for i, n := range nodes {
-		d.index[n.Name] = i
+	nodes := in.Nodes
+	if !slices.IsSortedFunc(nodes, byName) {
+		nodes = slices.Clone(nodes)
+		slices.SortFunc(nodes, byName)
 	}
-	d.step.Specs = make(map[string]mtuv1alpha1.NodeMTUStateSpec, len(nodes))
-	d.step.Changed = map[string]bool{}
+	d := &decision{in: in, nodes: nodes, memo: in.Memo}
+	if d.memo != nil {
+		d.entries = d.memo.entriesFor(in, nodes)
+	}
+	d.step.Specs = map[string]mtuv1alpha1.NodeMTUStateSpec{}
 	d.step.PinsReleased = in.PinsReleased
 	d.step.Counts.Selected = int32(len(nodes))
-	inputs := make([]plan.NodeInput, 0, len(nodes))
-	for _, n := range nodes {
-		inputs = append(inputs, plan.NodeInput{Name: n.Name, State: n.State})
-	}
 	source := mtuv1alpha1.UnderlayAutoDetect
 	if in.DeclaredUnderlay != nil {
 		source = mtuv1alpha1.UnderlayDeclared
 	}
-	d.step.Underlay = plan.CompareUnderlay(source, in.DeclaredUnderlay, inputs)
-	d.step.ShortPaths = plan.ShortPaths(inputs)
+	underlays := func(yield func(string, int32) bool) {
+		for i, n := range nodes {
+			if !yield(n.Name, d.underlayMTU(i)) {
+				return
+			}
+		}
+	}
+	d.step.Underlay = plan.CompareUnderlay(source, in.DeclaredUnderlay, underlays)
+	if d.pathsReported() {
+		inputs := make([]plan.NodeInput, 0, len(nodes))
+		for _, n := range nodes {
+			inputs = append(inputs, plan.NodeInput{Name: n.Name, State: n.State})
+		}
+		d.step.ShortPaths = plan.ShortPaths(inputs)
+	}
 	switch p := in.Previous; {
 	case p != nil && p.Generation == in.Generation:
 		d.step.Migration = *p.DeepCopy()
@@ -184,16 +196,49 @@ func newDecision(in Input) *decision {
 			d.step.Migration.ConfigWrittenAt = p.ConfigWrittenAt.DeepCopy()
 		}
 	}
-	for _, n := range nodes {
-		if n.State == nil || n.State.Status.UnderlayMTU == 0 {
+	for i := range nodes {
+		if d.underlayMTU(i) == 0 {
 			// A node that never reported (new, or its agent never ran): gather again first.
 			d.step.Migration.Phase = mtuv1alpha1.MigrationGathering
 		}
 	}
-	for _, n := range nodes {
-		d.step.Counts.Converged += b2i(d.atWant(n, d.finalWant(n)))
+	for i := range nodes {
+		d.step.Counts.Converged += b2i(d.converged(i))
 	}
 	return d
+}
+
+func byName(a, b Node) int { return strings.Compare(a.Name, b.Name) }
+
+// underlayMTU is the underlay MTU the i-th node reported; 0 when none.
+func (d *decision) underlayMTU(i int) int32 {
+	if e := d.entry(i); e != nil {
+		return e.underlayMTU
+	}
+	return underlayOf(d.nodes[i])
+}
+
+// pathsReported: some node reports the paths its agent measured (a healthy cluster, none).
+func (d *decision) pathsReported() bool {
+	for i, n := range d.nodes {
+		if e := d.entry(i); e != nil && e.hasPaths || e == nil && n.State != nil && len(n.State.Status.Paths) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// converged: the i-th node is at its final target.
+func (d *decision) converged(i int) bool {
+	e := d.entry(i)
+	if e != nil && e.convergedKnown {
+		return e.converged
+	}
+	at := d.atWant(d.nodes[i], d.finalWant(d.nodes[i]))
+	if e != nil {
+		e.converged, e.convergedKnown = at, true
+	}
+	return at
 }
 
 // run walks the phases from the recorded one as far as the nodes' reports allow.
@@ -324,49 +369,83 @@ func (d *decision) pin() (mtuv1alpha1.MigrationPhase, bool) {
 // check of its paths when it changes nothing (confirmed). A failed node halts the phase.
 func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) nodeWant, next mtuv1alpha1.MigrationPhase) (mtuv1alpha1.MigrationPhase, bool) {
 	pin := d.pinPtr()
-	var changing, confirming, pending, failed, pathsFailed []string
-	handed := map[string]bool{}
-	for _, n := range d.nodes {
-		w := wantOf(n)
-		d.want[n.Name] = w
-		switch {
-		case d.failed(n):
+	key := turnKey{phase: phase, pin: ptr.Deref(pin, 0), verifyPaths: d.step.Migration.VerifyPaths, pinsReleased: d.step.PinsReleased}
+	var changing, confirming, failed, pathsFailed []string
+	// The nodes waiting for their turn are counted; only as many as may be handed one now are
+	// kept, in order.
+	maxUnavailable := d.maxUnavailable()
+	pending, firstPending := 0, make([]int, 0, min(maxUnavailable, len(d.nodes)))
+	turns := d.turns()
+	for i, n := range d.nodes {
+		t := &turns[i]
+		t.entry = d.entry(i)
+		if e := t.entry; e != nil && e.hasTurn && e.turn == key {
+			t.class, t.atWant, t.want = e.class, e.atWant, e.want
+		} else {
+			t.want = wantOf(n)
+			t.atWant = d.atWant(n, t.want)
+			t.class = d.classify(n, t.want, t.atWant, pin)
+			if e != nil {
+				e.turn, e.hasTurn, e.class, e.atWant, e.want, e.kept = key, true, t.class, t.atWant, t.want, branchNone
+			}
+		}
+		switch t.class {
+		case classFailed:
 			failed = append(failed, fmt.Sprintf("%s: %s", n.Name, n.State.Status.LastTransaction.Message))
-		case d.verificationFailed(n):
+		case classPathsFailed:
 			pathsFailed = append(pathsFailed, fmt.Sprintf("%s: %s", n.Name, n.State.Status.Verification.Message))
-		case d.atWant(n, w) && d.confirmed(n, pin):
-		case d.atWant(n, w):
-			// Nothing to change: its turn pins (and checks) only, outside maxUnavailable.
-			handed[n.Name] = true
+		case classConfirming:
 			confirming = append(confirming, n.Name)
-		case d.handed(n, w, pin):
-			handed[n.Name] = true
+		case classChanging:
 			changing = append(changing, n.Name)
-		default:
-			pending = append(pending, n.Name)
+		case classPending:
+			if pending++; len(firstPending) < cap(firstPending) {
+				firstPending = append(firstPending, i)
+			}
 		}
 	}
 	d.step.Counts.Failed = int32(len(failed) + len(pathsFailed))
 	budget := 0
 	if len(failed)+len(pathsFailed) == 0 {
-		budget = max(d.maxUnavailable()-len(changing), 0)
+		budget = max(maxUnavailable-len(changing), 0)
 	}
-	handedNow := pending[:min(budget, len(pending))]
-	for _, name := range handedNow {
-		handed[name] = true
-		changing = append(changing, name)
+	handedNow := firstPending[:min(budget, len(firstPending))]
+	for _, i := range handedNow {
+		changing = append(changing, d.nodes[i].Name)
 	}
-	for _, n := range d.nodes {
-		w := d.want[n.Name]
+	handed := 0 // the next of handedNow, which follow the nodes' order
+	for i, n := range d.nodes {
+		t := &turns[i]
+		branch := branchWait
 		switch {
-		case d.failed(n):
+		case t.class == classFailed:
 			// Back to what it committed last (the agent rolled back): report only.
-			d.setSpec(n, mtuv1alpha1.PhaseObserve, w, pin)
-		case handed[n.Name] || d.atWant(n, w):
-			d.setSpec(n, mtuv1alpha1.PhaseConverge, w, pin)
+			branch = branchObserve
+		case handed < len(handedNow) && handedNow[handed] == i:
+			handed++
+			branch = branchConverge
+		case t.class == classConfirming || t.class == classChanging || t.atWant:
+			branch = branchConverge
+		}
+		if t.entry != nil && t.entry.kept == branch {
+			// Its spec stays as it is, whatever an earlier phase of this decision said.
+			if len(d.step.Specs) > 0 {
+				delete(d.step.Specs, n.Name)
+			}
+			continue
+		}
+		var kept bool
+		switch branch {
+		case branchObserve:
+			kept = d.setSpec(n, mtuv1alpha1.PhaseObserve, t.want, pin)
+		case branchConverge:
+			kept = d.setSpec(n, mtuv1alpha1.PhaseConverge, t.want, pin)
 		default:
 			// Waiting for its turn: as it was, pin included.
-			d.setSpec(n, d.keepPhase(n), d.previousWant(n, w), d.currentPin(n))
+			kept = d.setSpec(n, d.keepPhase(n), d.previousWant(n, t.want), d.currentPin(n))
+		}
+		if t.entry != nil && kept {
+			t.entry.kept = branch
 		}
 	}
 	if len(failed) > 0 {
@@ -380,7 +459,7 @@ func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) n
 		return "", true
 	}
 	if len(changing)+len(confirming) > 0 {
-		msg := fmt.Sprintf("%s: changing %s; %d waiting%s", phase, plan.Bounded(changing), len(pending)-len(handedNow), d.pinNote())
+		msg := fmt.Sprintf("%s: changing %s; %d waiting%s", phase, plan.Bounded(changing), pending-len(handedNow), d.pinNote())
 		if len(changing) == 0 {
 			msg = fmt.Sprintf("%s: waiting for %s to confirm their turn%s", phase, plan.Bounded(confirming), d.pinNote())
 		}
@@ -388,6 +467,45 @@ func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) n
 		return "", true
 	}
 	return next, false
+}
+
+// turn is where a node stands in a devices phase, and what it wants there.
+type turn struct {
+	class  nodeClass
+	atWant bool
+	want   nodeWant
+	entry  *memoEntry
+}
+
+// turns is a scratch of a turn per node: the memo's, kept between decisions, when there is one.
+func (d *decision) turns() []turn {
+	if d.memo == nil {
+		return make([]turn, len(d.nodes))
+	}
+	if cap(d.memo.turns) < len(d.nodes) {
+		d.memo.turns = make([]turn, len(d.nodes))
+	}
+	d.memo.turns = d.memo.turns[:len(d.nodes)]
+	return d.memo.turns
+}
+
+// classify says where a node stands in a devices phase that wants w of it.
+func (d *decision) classify(n Node, w nodeWant, atWant bool, pin *int32) nodeClass {
+	switch {
+	case d.failed(n):
+		return classFailed
+	case d.verificationFailed(n):
+		return classPathsFailed
+	case atWant && d.confirmed(n, pin):
+		return classDone
+	case atWant:
+		// Nothing to change: its turn pins (and checks) only, outside maxUnavailable.
+		return classConfirming
+	case d.handed(n, w, pin):
+		return classChanging
+	default:
+		return classPending
+	}
 }
 
 // confirmed: the node holds the phase's pin, and checked its paths if its turn asked it to.
@@ -664,8 +782,10 @@ func (d *decision) maxUnavailable() int {
 	return n
 }
 
-// setSpec writes a node's spec for this step.
-func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin *int32) {
+// setSpec decides a node's spec for this step, and adds it to the step's when it changes. It
+// says whether the spec stays as it is for a reason of the node's own: one whose probe peers
+// were chosen again (from the other nodes) does not count.
+func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin *int32) (kept bool) {
 	t := d.in.Target
 	spec := mtuv1alpha1.NodeMTUStateSpec{}
 	if n.State != nil && n.State.Spec.Policy == d.in.Policy {
@@ -703,23 +823,24 @@ func (d *decision) setSpec(n Node, phase mtuv1alpha1.NodePhase, w nodeWant, pin 
 	handedNow := phase == mtuv1alpha1.PhaseConverge && (!sameGeneration || n.State.Spec.Phase != mtuv1alpha1.PhaseConverge ||
 		!ptr.Equal(n.State.Spec.UnderlayMTU, spec.UnderlayMTU) || !sameInterfaces(n.State.Spec.Interfaces, spec.Interfaces))
 	// A node that only reports (Observe) probes nothing: it gets peers with its turn.
+	peersChosen := false
 	switch {
 	case phase == mtuv1alpha1.PhaseObserve && (!sameGeneration || n.State.Spec.Phase != mtuv1alpha1.PhaseConverge):
 		spec.Probe.Peers = nil
 	case handedNow || d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying || len(spec.Probe.Peers) == 0:
-		spec.Probe.Peers = d.peersOf(n, w)
+		spec.Probe.Peers, peersChosen = d.peersOf(n, w), true
 	}
 	// Once asked in a generation, the check stays asked: the agent answers it once per attempt.
 	spec.Verify = sameGeneration && n.State.Spec.Verify ||
 		d.step.Migration.Phase == mtuv1alpha1.MigrationVerifying && d.step.Migration.VerifyPaths ||
 		phase == mtuv1alpha1.PhaseConverge && d.verifyAtTurn(n)
 	if n.State != nil && SpecEqual(n.State.Spec, spec) {
-		d.step.Specs[n.Name] = n.State.Spec
-		delete(d.step.Changed, n.Name)
-		return
+		// An earlier phase of this decision may have decided otherwise.
+		delete(d.step.Specs, n.Name)
+		return !peersChosen
 	}
 	d.step.Specs[n.Name] = spec
-	d.step.Changed[n.Name] = true
+	return false
 }
 
 // sameOrCopy is had when it holds want's value, a copy of want otherwise: a spec decided again
@@ -746,7 +867,7 @@ func SpecEqual(a, b mtuv1alpha1.NodeMTUStateSpec) bool {
 // don't-fragment packet that must reach it once n has changed: the smaller of n's underlay
 // after the change and the peer's underlay now.
 func (d *decision) peersOf(n Node, w nodeWant) []mtuv1alpha1.ProbePeer {
-	i := d.index[n.Name]
+	i, _ := slices.BinarySearchFunc(d.nodes, n.Name, func(n Node, name string) int { return strings.Compare(n.Name, name) })
 	mine := underlayOf(n)
 	if w.underlay != nil {
 		mine = *w.underlay

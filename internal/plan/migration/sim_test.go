@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,10 @@ type simNode struct {
 	reports int
 	// short are the paths its agent's probes found short, as its status reports them.
 	short []mtuv1alpha1.PathMTU
+	// version is its state's resourceVersion, counted up whenever what the controller reads
+	// of it changes; seen is the object last read, handed out again while nothing changes.
+	version int
+	seen    *mtuv1alpha1.NodeMTUState
 }
 
 // carries: the node's NIC and its switch port take a packet of size bytes.
@@ -95,12 +100,15 @@ type sim struct {
 	// broken are the pairs of nodes that lost packets before the migration began: the
 	// incident the policy is applied to fix. They must work at the end.
 	broken map[[2]string]bool
+	// memo is the controller's between decisions: every round decides with it and without,
+	// and the two must agree.
+	memo *Memo
 }
 
 // newSim starts a cluster whose nodes have the given underlays and devices sized for them
 // with enc, and the CNI configured for the smallest.
 func newSim(t *testing.T, enc encap, underlays ...int32) *sim {
-	s := &sim{t: t, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), configEnc: enc, config: slices.Min(underlays) - enc.overhead}
+	s := &sim{t: t, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), configEnc: enc, config: slices.Min(underlays) - enc.overhead, memo: NewMemo()}
 	for i, u := range underlays {
 		n := &simNode{name: fmt.Sprintf("node-%c", 'a'+i), underlay: u, devices: map[string]int32{bridge: u - enc.overhead}}
 		if enc.tunnel {
@@ -144,6 +152,17 @@ func (s *sim) input(enc encap, mtu int32, enforce, allowLowering bool, maxUnavai
 		node := Node{Name: n.name, State: n.state.DeepCopy()}
 		if node.State != nil {
 			node.State.Status.Paths = n.short
+			// As a cache hands it out: the same object while it does not change.
+			if n.seen != nil {
+				node.State.ResourceVersion = n.seen.ResourceVersion
+			}
+			if equality.Semantic.DeepEqual(node.State, n.seen) {
+				node.State = n.seen
+			} else {
+				n.version++
+				node.State.ResourceVersion = strconv.Itoa(n.version)
+				n.seen = node.State
+			}
 		}
 		if in.CNIPodsListed {
 			pod := n.cni
@@ -154,25 +173,42 @@ func (s *sim) input(enc encap, mtu int32, enforce, allowLowering bool, maxUnavai
 	return in
 }
 
-// round is one reconcile of the controller, then one of every agent, then a second.
+// round is one reconcile of the controller, then one of every agent, then a second. The step
+// it returns lists every node's spec as the node holds it after the step (a decision's own
+// lists only the specs that change).
 func (s *sim) round(in Input) Step {
 	s.t.Helper()
+	for i := range in.Nodes {
+		if n := &in.Nodes[i]; n.RetryRequested && n.State != nil {
+			n.State = n.State.DeepCopy()
+			n.State.ResourceVersion += "+retry" // the annotation is a write of its own
+		}
+	}
 	step := Decide(in)
+	in.Memo = s.memo
+	if remembered := Decide(in); !equality.Semantic.DeepEqual(step, remembered) {
+		s.t.Fatalf("a decision with the memo differs from one without:\n without: %+v\n with:    %+v", step, remembered)
+	}
 	s.migration = step.Migration.DeepCopy()
 	if step.PinsReleased < s.pinsReleased {
 		s.t.Fatalf("pinsReleasedGeneration went back from %d to %d", s.pinsReleased, step.PinsReleased)
 	}
 	s.pinsReleased = step.PinsReleased
 	for _, n := range s.nodes {
-		spec, ok := step.Specs[n.name]
-		if !ok {
-			s.t.Fatalf("no spec for %s", n.name)
-		}
-		if n.state == nil {
+		spec, changed := step.Specs[n.name]
+		switch {
+		case n.state == nil && !changed:
+			s.t.Fatalf("no spec for %s, which has no state yet", n.name)
+		case n.state == nil:
 			n.state = &mtuv1alpha1.NodeMTUState{}
 			n.state.Name = n.name
 			n.state.Generation = 1
-		} else if !equality.Semantic.DeepEqual(n.state.Spec, spec) {
+		case !changed:
+			step.Specs[n.name] = n.state.Spec
+			continue
+		case equality.Semantic.DeepEqual(n.state.Spec, spec):
+			s.t.Fatalf("%s's spec is listed as changed, and is the same", n.name)
+		default:
 			n.state.Generation++
 		}
 		n.state.Spec = spec

@@ -61,11 +61,11 @@ type NetworkMTUPolicyReconciler struct {
 	// ReleaseTimeout is how long a deleted policy waits for its agents to confirm they
 	// released their route pins; DefaultReleaseTimeout when zero.
 	ReleaseTimeout time.Duration
-	// cached reads Nodes and NodeMTUStates from the manager's cache in place, and memos keep
-	// each policy's decisions between reconciles; both are set up with a manager (a preview
-	// lists through its client and decides afresh).
+	// cached reads Nodes and NodeMTUStates from the manager's cache in place, only those that
+	// changed since a policy's last reconcile, and keeps each policy's decisions between
+	// reconciles; it is set up with a manager (a preview lists through its client and decides
+	// afresh).
 	cached *cachedNodes
-	memos  *memoBook
 }
 
 // +kubebuilder:rbac:groups=networking.mtu-operator.io,resources=networkmtupolicies,verbs=get;list;watch;patch
@@ -226,8 +226,8 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 	if err := r.List(ctx, &policies); err != nil {
 		return phaseResult{}, err
 	}
-	if r.memos != nil {
-		r.memos.keepOnly(policies.Items)
+	if r.cached != nil {
+		r.cached.keepOnly(policies.Items)
 	}
 	wasOverlapping := stalledFor(policy, mtuv1alpha1.ReasonNodeSelectorClash)
 	if v, err := r.checkOverlap(ctx, policy, policies.Items); v != nil || err != nil {
@@ -635,8 +635,8 @@ func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	r.cached, r.memos = cached, &memoBook{}
-	allPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+	r.cached = cached
+	everyPolicy := func(ctx context.Context, _ client.Object) []reconcile.Request {
 		var list mtuv1alpha1.NetworkMTUPolicyList
 		if err := mgr.GetClient().List(ctx, &list); err != nil {
 			log.FromContext(ctx).Error(err, "listing policies")
@@ -647,7 +647,8 @@ func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
 		}
 		return requests
-	})
+	}
+	allPolicies := handler.EnqueueRequestsFromMapFunc(everyPolicy)
 	cniConfigMaps := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		switch o.GetName() {
 		case plan.FlannelConfigMap, plan.AntreaConfigMap, plan.CalicoConfigMap:
@@ -655,11 +656,17 @@ func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return false
 	})
-	nodeLabelsChanged := predicate.Funcs{
+	// What selects a node: its labels, and that it is not being deleted.
+	nodeSelectionChanged := predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !labels.Equals(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+			return !labels.Equals(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+				(e.ObjectOld.GetDeletionTimestamp() == nil) != (e.ObjectNew.GetDeletionTimestamp() == nil)
 		},
 	}
+	nodesChanged := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		r.cached.nodesChanged()
+		return everyPolicy(ctx, o)
+	})
 	// Creating or deleting a policy can start or end an overlap with the others.
 	policyAddedOrRemoved := predicate.Funcs{
 		UpdateFunc: func(event.UpdateEvent) bool { return false },
@@ -668,15 +675,18 @@ func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&mtuv1alpha1.NetworkMTUPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&mtuv1alpha1.NetworkMTUPolicy{}, allPolicies, builder.WithPredicates(policyAddedOrRemoved)).
 		Watches(&corev1.ConfigMap{}, allPolicies, builder.WithPredicates(cniConfigMaps)).
-		Watches(&corev1.Node{}, allPolicies, builder.OnlyMetadata, builder.WithPredicates(nodeLabelsChanged)).
-		Watches(&mtuv1alpha1.NodeMTUState{}, handler.EnqueueRequestsFromMapFunc(policyOfNodeState)).
+		Watches(&corev1.Node{}, nodesChanged, builder.OnlyMetadata, builder.WithPredicates(nodeSelectionChanged)).
+		Watches(&mtuv1alpha1.NodeMTUState{}, handler.EnqueueRequestsFromMapFunc(r.policyOfNodeState)).
 		Owns(&mtuv1alpha1.NetworkMTUTransition{}).
 		Named("networkmtupolicy").
 		Complete(r)
 }
 
-// policyOfNodeState maps a node's state (an agent's report) to its policy.
-func policyOfNodeState(_ context.Context, o client.Object) []reconcile.Request {
+// policyOfNodeState maps a node's state (an agent's report) to its policy, and marks it
+// changed for the policies' next gather first. Called with the old and the new object of an
+// update, it marks both policies'.
+func (r *NetworkMTUPolicyReconciler) policyOfNodeState(_ context.Context, o client.Object) []reconcile.Request {
+	r.cached.stateChanged(o.GetName())
 	s, ok := o.(*mtuv1alpha1.NodeMTUState)
 	if !ok || s.Spec.Policy == "" {
 		return nil

@@ -43,14 +43,18 @@ const (
 // creates a bare one when the reconcile stops before (auto-detection needs the agents to report
 // the underlay before anything else can be computed).
 type gatheredNodes struct {
-	nodes   []migration.Node
+	nodes []migration.Node // by name
+	// metas are the selected Nodes, in the order of nodes.
+	metas   []*metav1.PartialObjectMetadata
 	missing map[string]*metav1.PartialObjectMetadata
 	// unselected are the policy's states of nodes it no longer selects.
 	unselected []*mtuv1alpha1.NodeMTUState
 }
 
 // gatherNodes returns the selected nodes, by name, with their state objects, and the policy's
-// states of nodes no longer selected (forgetUnselected deletes them). It writes nothing.
+// states of nodes no longer selected (forgetUnselected deletes them). It writes nothing. With
+// the manager's cache it reads only the nodes whose state changed since the policy's last
+// reconcile (cachedNodes.gather); the result is shared with the next: read it, do not change it.
 func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy) (*gatheredNodes, error) {
 	selection, err := selectionOf(policy)
 	if err != nil {
@@ -60,72 +64,90 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 	if selector == nil {
 		selector = labels.Everything()
 	}
-	selected, stateOf, policyStates, err := r.readNodes(ctx, selector, policy.Name)
-	if err != nil {
-		return nil, err
-	}
-	g := &gatheredNodes{nodes: make([]migration.Node, 0, len(selected)), missing: map[string]*metav1.PartialObjectMetadata{}}
-	own := 0 // selected nodes with a state of the policy's
-	for _, n := range selected {
-		state := stateOf(n.Name)
-		switch {
-		case state == nil:
-			g.missing[n.Name] = n
-			g.nodes = append(g.nodes, migration.Node{Name: n.Name})
-			continue
-		case state.Spec.Policy != policy.Name:
-			// Left by a policy that no longer exists (overlap was checked first): taken over.
-			state = state.DeepCopy()
-			state.Spec = mtuv1alpha1.NodeMTUStateSpec{}
-		default:
-			own++
-		}
-		_, retry := state.Annotations[mtuv1alpha1.RetryAnnotation]
-		g.nodes = append(g.nodes, migration.Node{Name: n.Name, State: state, RetryRequested: retry})
-	}
-	if len(policyStates) == own {
-		return g, nil // every state of the policy's is of a selected node
-	}
-	for _, s := range policyStates {
-		if _, found := slices.BinarySearchFunc(selected, s.Name, func(n *metav1.PartialObjectMetadata, name string) int { return strings.Compare(n.Name, name) }); !found {
-			g.unselected = append(g.unselected, s)
-		}
-	}
-	return g, nil
-}
-
-// readNodes returns the Nodes selector selects (not being deleted, by name), how to find a
-// node's state, and the states policy wrote. The cache's own objects, not copies: nothing
-// below changes them; a state to be changed is copied first.
-func (r *NetworkMTUPolicyReconciler) readNodes(ctx context.Context, selector labels.Selector, policy string) (
-	selected []*metav1.PartialObjectMetadata, stateOf func(string) *mtuv1alpha1.NodeMTUState, policyStates []*mtuv1alpha1.NodeMTUState, err error) {
-	if c := r.cached; c != nil {
-		return c.selected(selector), c.state, c.statesOf(policy), nil
+	if r.cached != nil {
+		return r.cached.gather(policy, selector), nil
 	}
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
 	if err := r.List(ctx, nodes, client.MatchingLabelsSelector{Selector: selector}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
+	var selected []*metav1.PartialObjectMetadata
 	for i := range nodes.Items {
 		if n := &nodes.Items[i]; n.DeletionTimestamp == nil {
 			selected = append(selected, n)
 		}
 	}
-	slices.SortFunc(selected, func(a, b *metav1.PartialObjectMetadata) int { return strings.Compare(a.Name, b.Name) })
 	var states mtuv1alpha1.NodeMTUStateList
 	if err := r.List(ctx, &states, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	byName := make(map[string]*mtuv1alpha1.NodeMTUState, len(states.Items))
+	var policyStates []*mtuv1alpha1.NodeMTUState
 	for i := range states.Items {
 		s := &states.Items[i]
 		byName[s.Name] = s
-		if s.Spec.Policy == policy {
+		if s.Spec.Policy == policy.Name {
 			policyStates = append(policyStates, s)
 		}
 	}
-	return selected, func(name string) *mtuv1alpha1.NodeMTUState { return byName[name] }, policyStates, nil
+	return assemble(policy.Name, selected, func(name string) *mtuv1alpha1.NodeMTUState { return byName[name] }, policyStates), nil
+}
+
+// assemble gathers the selected nodes (not being deleted) with their states, found by stateOf,
+// and the states policy wrote for nodes not among them.
+func assemble(policy string, selected []*metav1.PartialObjectMetadata, stateOf func(string) *mtuv1alpha1.NodeMTUState, policyStates []*mtuv1alpha1.NodeMTUState) *gatheredNodes {
+	slices.SortFunc(selected, func(a, b *metav1.PartialObjectMetadata) int { return strings.Compare(a.Name, b.Name) })
+	g := &gatheredNodes{nodes: make([]migration.Node, len(selected)), metas: selected, missing: map[string]*metav1.PartialObjectMetadata{}}
+	own := 0 // selected nodes with a state of the policy's
+	for i, n := range selected {
+		if g.set(i, policy, stateOf(n.Name)) {
+			own++
+		}
+	}
+	if len(policyStates) == own {
+		return g // every state of the policy's is of a selected node
+	}
+	for _, s := range policyStates {
+		if g.index(s.Name) < 0 {
+			g.unselected = append(g.unselected, s)
+		}
+	}
+	slices.SortFunc(g.unselected, func(a, b *mtuv1alpha1.NodeMTUState) int { return strings.Compare(a.Name, b.Name) })
+	return g
+}
+
+// set makes state the i-th node's, and says whether it is the policy's.
+func (g *gatheredNodes) set(i int, policy string, state *mtuv1alpha1.NodeMTUState) (own bool) {
+	meta := g.metas[i]
+	delete(g.missing, meta.Name)
+	switch {
+	case state == nil:
+		if g.missing == nil {
+			g.missing = map[string]*metav1.PartialObjectMetadata{}
+		}
+		g.missing[meta.Name] = meta
+		g.nodes[i] = migration.Node{Name: meta.Name}
+		return false
+	case state.Spec.Policy != policy:
+		// Left by a policy that no longer exists (overlap was checked first): taken over.
+		state = state.DeepCopy()
+		state.Spec = mtuv1alpha1.NodeMTUStateSpec{}
+	default:
+		own = true
+	}
+	_, retry := state.Annotations[mtuv1alpha1.RetryAnnotation]
+	g.nodes[i] = migration.Node{Name: meta.Name, State: state, RetryRequested: retry}
+	return own
+}
+
+// index is the place of the node named name; -1 when it is not selected.
+func (g *gatheredNodes) index(name string) int {
+	i, found := slices.BinarySearchFunc(g.metas, name, func(n *metav1.PartialObjectMetadata, name string) int { return strings.Compare(n.Name, name) })
+	if !found {
+		return -1
+	}
+	return i
 }
 
 // forgetUnselected deletes the policy's states of nodes it no longer selects.
@@ -240,8 +262,13 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	if err != nil {
 		return phaseResult{}, err
 	}
-	for i := range nodes {
-		nodes[i].CNIPod = agents.byNode[nodes[i].Name]
+	if len(agents.byNode) > 0 {
+		// A copy: the gathered nodes are shared with the next reconcile, which may not list.
+		nodes = slices.Clone(nodes)
+		for i := range nodes {
+			nodes[i].CNIPod = agents.byNode[nodes[i].Name]
+		}
+		in.Nodes = nodes
 	}
 	in.PacedRestart, in.CNIRolledOut = agents.paced, agents.rolledOut
 	if len(reverters) > 0 {
@@ -250,8 +277,8 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	if policy.Spec.Underlay.Source == mtuv1alpha1.UnderlayDeclared {
 		in.DeclaredUnderlay = policy.Spec.Underlay.MTU
 	}
-	if r.memos != nil {
-		in.Memo = r.memos.of(policy.UID)
+	if r.cached != nil {
+		in.Memo = r.cached.memoOf(policy)
 	}
 	step := migration.Decide(in)
 

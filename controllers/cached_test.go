@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 
 	mtuv1alpha1 "github.com/mtu-operator/mtu-operator/api/v1alpha1"
 )
@@ -31,7 +33,7 @@ func TestGatherReadsWhatChanged(t *testing.T) {
 			for step := range 60 {
 				got := w.cached.gather(policy, selector)
 				want := assemble(policy.Name, w.selected(selector), w.cached.state, w.statesOf(policy.Name))
-				if !equality.Semantic.DeepEqual(got.nodes, want.nodes) || !equality.Semantic.DeepEqual(got.missing, want.missing) ||
+				if !equality.Semantic.DeepEqual(got.nodes, want.nodes) || !equality.Semantic.DeepEqual(got.missing, want.missing) || !slices.Equal(got.underlays, want.underlays) ||
 					!equality.Semantic.DeepEqual(got.unselected, want.unselected) {
 					t.Fatalf("step %d, after %s: gathered\n %v\n missing %v, unselected %v\nwant\n %v\n missing %v, unselected %v",
 						step, w.last, got.nodes, keys(got.missing), names(got.unselected), want.nodes, keys(want.missing), names(want.unselected))
@@ -154,4 +156,22 @@ func names(states []*mtuv1alpha1.NodeMTUState) []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// TestSmallestUnderlay: the smallest underlay MTU the nodes reported, none when none did.
+func TestSmallestUnderlay(t *testing.T) {
+	for _, tc := range []struct {
+		underlays []int32
+		want      *int32
+	}{
+		{underlays: nil},
+		{underlays: []int32{0, 0}},
+		{underlays: []int32{9000, 0, 1500, 9000}, want: ptr.To[int32](1500)},
+		{underlays: []int32{0, 9000}, want: ptr.To[int32](9000)},
+	} {
+		g := &gatheredNodes{underlays: tc.underlays}
+		if got := g.smallestUnderlay(); !ptr.Equal(got, tc.want) {
+			t.Errorf("%v: %v, want %v", tc.underlays, ptr.Deref(got, 0), ptr.Deref(tc.want, 0))
+		}
+	}
 }

@@ -259,7 +259,7 @@ func (r *NetworkMTUPolicyReconciler) reconcilePhases(ctx context.Context, policy
 			err = r.createMissing(ctx, policy, nodes)
 		}
 	}()
-	outcome, err := r.computeMTUs(ctx, policy, nodeInputs(nodes.nodes))
+	outcome, err := r.computeMTUs(ctx, policy, nodes.smallestUnderlay())
 	if err != nil || outcome.Stalled != nil || outcome.Waiting != nil {
 		return stop(plan.Verdict{Stalled: outcome.Stalled, Progressing: outcome.Waiting}), err
 	}
@@ -421,12 +421,12 @@ func selectionOf(p *mtuv1alpha1.NetworkMTUPolicy) (plan.PolicySelection, error) 
 }
 
 // computeMTUs decides the MTUs and writes them to status.
-func (r *NetworkMTUPolicyReconciler) computeMTUs(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, nodes []plan.NodeInput) (plan.Outcome, error) {
+func (r *NetworkMTUPolicyReconciler) computeMTUs(ctx context.Context, policy *mtuv1alpha1.NetworkMTUPolicy, detectedUnderlay *int32) (plan.Outcome, error) {
 	families, err := r.clusterFamilies(ctx)
 	if err != nil {
 		return plan.Outcome{}, err
 	}
-	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families, DetectedUnderlayMTU: plan.SmallestUnderlay(nodes)})
+	outcome := plan.Decide(plan.Inputs{Spec: policy.Spec, ClusterFamilies: families, DetectedUnderlayMTU: detectedUnderlay})
 	writeComputed(&policy.Status, outcome)
 	return outcome, nil
 }
@@ -438,7 +438,7 @@ func (r *NetworkMTUPolicyReconciler) showComputed(ctx context.Context, policy *m
 	if err != nil {
 		return err
 	}
-	_, err = r.computeMTUs(ctx, policy, nodeInputs(nodes.nodes))
+	_, err = r.computeMTUs(ctx, policy, nodes.smallestUnderlay())
 	return err
 }
 

@@ -44,9 +44,11 @@ const (
 // the underlay before anything else can be computed).
 type gatheredNodes struct {
 	nodes []migration.Node // by name
-	// metas are the selected Nodes, in the order of nodes.
-	metas   []*metav1.PartialObjectMetadata
-	missing map[string]*metav1.PartialObjectMetadata
+	// metas are the selected Nodes, and underlays the underlay MTUs their states report (0:
+	// none), in the order of nodes: a reconcile reads them in sequence.
+	metas     []*metav1.PartialObjectMetadata
+	underlays []int32
+	missing   map[string]*metav1.PartialObjectMetadata
 	// unselected are the policy's states of nodes it no longer selects.
 	unselected []*mtuv1alpha1.NodeMTUState
 }
@@ -98,7 +100,7 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 // and the states policy wrote for nodes not among them.
 func assemble(policy string, selected []*metav1.PartialObjectMetadata, stateOf func(string) *mtuv1alpha1.NodeMTUState, policyStates []*mtuv1alpha1.NodeMTUState) *gatheredNodes {
 	slices.SortFunc(selected, func(a, b *metav1.PartialObjectMetadata) int { return strings.Compare(a.Name, b.Name) })
-	g := &gatheredNodes{nodes: make([]migration.Node, len(selected)), metas: selected, missing: map[string]*metav1.PartialObjectMetadata{}}
+	g := &gatheredNodes{nodes: make([]migration.Node, len(selected)), metas: selected, underlays: make([]int32, len(selected)), missing: map[string]*metav1.PartialObjectMetadata{}}
 	own := 0 // selected nodes with a state of the policy's
 	for i, n := range selected {
 		if g.set(i, policy, stateOf(n.Name)) {
@@ -121,6 +123,10 @@ func assemble(policy string, selected []*metav1.PartialObjectMetadata, stateOf f
 func (g *gatheredNodes) set(i int, policy string, state *mtuv1alpha1.NodeMTUState) (own bool) {
 	meta := g.metas[i]
 	delete(g.missing, meta.Name)
+	g.underlays[i] = 0
+	if state != nil {
+		g.underlays[i] = state.Status.UnderlayMTU
+	}
 	switch {
 	case state == nil:
 		if g.missing == nil {
@@ -139,6 +145,20 @@ func (g *gatheredNodes) set(i int, policy string, state *mtuv1alpha1.NodeMTUStat
 	_, retry := state.Annotations[mtuv1alpha1.RetryAnnotation]
 	g.nodes[i] = migration.Node{Name: meta.Name, State: state, RetryRequested: retry}
 	return own
+}
+
+// smallestUnderlay is the smallest underlay MTU the nodes reported; nil when none did.
+func (g *gatheredNodes) smallestUnderlay() *int32 {
+	smallest := int32(0)
+	for _, u := range g.underlays {
+		if u > 0 && (smallest == 0 || u < smallest) {
+			smallest = u
+		}
+	}
+	if smallest == 0 {
+		return nil
+	}
+	return &smallest
 }
 
 // index is the place of the node named name; -1 when it is not selected.
@@ -282,22 +302,26 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 	}
 	step := migration.Decide(in)
 
-	// Only the specs the step changed: comparing every node's spec is the decision's job.
+	// Only the specs the step changed (comparing every node's spec is the decision's job), and
+	// those of nodes whose retry was asked for, which say so.
 	writes := make([]specWrite, 0, len(step.Specs))
 	created := map[string]mtuv1alpha1.NodeMTUStateSpec{}
-	for _, n := range nodes {
-		spec, changed := step.Specs[n.Name]
-		if !changed && !n.RetryRequested {
-			continue
-		}
-		if !changed {
-			spec = n.State.Spec
-		}
+	write := func(n migration.Node, spec mtuv1alpha1.NodeMTUStateSpec) {
 		if n.State == nil {
 			created[n.Name] = spec
-			continue
+			return
 		}
 		writes = append(writes, specWrite{state: n.State, spec: spec, retried: n.RetryRequested})
+	}
+	for name, spec := range step.Specs {
+		if i, found := slices.BinarySearchFunc(nodes, name, func(n migration.Node, name string) int { return strings.Compare(n.Name, name) }); found {
+			write(nodes[i], spec)
+		}
+	}
+	for _, n := range nodes {
+		if _, changed := step.Specs[n.Name]; n.RetryRequested && !changed {
+			write(n, n.State.Spec)
+		}
 	}
 	writeStart := time.Now()
 	if err := r.createNodeStates(ctx, g, created); err != nil {

@@ -67,18 +67,6 @@ func Bounded(names []string) string {
 	return fmt.Sprintf("%v and %d more", names[:maxNamed], len(names)-maxNamed)
 }
 
-// SmallestUnderlay is the smallest underlay MTU the nodes reported; nil when none did.
-func SmallestUnderlay(nodes []NodeInput) *int32 {
-	var smallest *int32
-	for _, n := range nodes {
-		if n.State != nil && n.State.Status.UnderlayMTU > 0 && (smallest == nil || n.State.Status.UnderlayMTU < *smallest) {
-			v := n.State.Status.UnderlayMTU
-			smallest = &v
-		}
-	}
-	return smallest
-}
-
 // CompareUnderlay finds the nodes whose underlay MTU differs: from the declared MTU, or, when
 // detected, from the most common value (ties go to the larger, the configuration the operator
 // was most likely asked to keep).

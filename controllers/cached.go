@@ -141,20 +141,19 @@ func (c *cachedNodes) gather(policy *mtuv1alpha1.NetworkMTUPolicy, selector labe
 		time.Since(v.read) < resyncPeriod && v.refresh(c, policy.Name, dirty) {
 		return v.gathered
 	}
-	all := c.nodes.List()
-	selected := make([]*metav1.PartialObjectMetadata, 0, len(all))
-	for _, o := range all {
-		if n, ok := o.(*metav1.PartialObjectMetadata); ok && n.DeletionTimestamp == nil && selector.Matches(labels.Set(n.Labels)) {
-			selected = append(selected, n)
+	var nodes []*metav1.PartialObjectMetadata
+	for _, o := range c.nodes.List() {
+		if n, ok := o.(*metav1.PartialObjectMetadata); ok {
+			nodes = append(nodes, n)
 		}
 	}
-	var policyStates []*mtuv1alpha1.NodeMTUState
+	var states []*mtuv1alpha1.NodeMTUState
 	for _, o := range c.states.List() {
-		if s, ok := o.(*mtuv1alpha1.NodeMTUState); ok && s.Spec.Policy == policy.Name {
-			policyStates = append(policyStates, s)
+		if s, ok := o.(*mtuv1alpha1.NodeMTUState); ok {
+			states = append(states, s)
 		}
 	}
-	v.gathered = assemble(policy.Name, selected, c.state, policyStates)
+	v.gathered = assemble(policy.Name, selector, nodes, c.state, states)
 	v.generation, v.selector, v.epoch, v.read = policy.Generation, key, epoch, time.Now()
 	return v.gathered
 }

@@ -32,7 +32,7 @@ func TestGatherReadsWhatChanged(t *testing.T) {
 			selector := labels.SelectorFromSet(labels.Set{"pool": "a"})
 			for step := range 60 {
 				got := w.cached.gather(policy, selector)
-				want := assemble(policy.Name, w.selected(selector), w.cached.state, w.statesOf(policy.Name))
+				want := assemble(policy.Name, selector, w.selected(selector), w.cached.state, w.statesOf(policy.Name))
 				if !equality.Semantic.DeepEqual(got.nodes, want.nodes) || !equality.Semantic.DeepEqual(got.missing, want.missing) || !slices.Equal(got.underlays, want.underlays) ||
 					!equality.Semantic.DeepEqual(got.unselected, want.unselected) {
 					t.Fatalf("step %d, after %s: gathered\n %v\n missing %v, unselected %v\nwant\n %v\n missing %v, unselected %v",

@@ -74,31 +74,38 @@ func (r *NetworkMTUPolicyReconciler) gatherNodes(ctx context.Context, policy *mt
 	if err := r.List(ctx, nodes, client.MatchingLabelsSelector{Selector: selector}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	var selected []*metav1.PartialObjectMetadata
+	metas := make([]*metav1.PartialObjectMetadata, 0, len(nodes.Items))
 	for i := range nodes.Items {
-		if n := &nodes.Items[i]; n.DeletionTimestamp == nil {
-			selected = append(selected, n)
-		}
+		metas = append(metas, &nodes.Items[i])
 	}
 	var states mtuv1alpha1.NodeMTUStateList
 	if err := r.List(ctx, &states, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	byName := make(map[string]*mtuv1alpha1.NodeMTUState, len(states.Items))
-	var policyStates []*mtuv1alpha1.NodeMTUState
+	all := make([]*mtuv1alpha1.NodeMTUState, 0, len(states.Items))
 	for i := range states.Items {
 		s := &states.Items[i]
-		byName[s.Name] = s
-		if s.Spec.Policy == policy.Name {
+		byName[s.Name], all = s, append(all, s)
+	}
+	return assemble(policy.Name, selector, metas, func(name string) *mtuv1alpha1.NodeMTUState { return byName[name] }, all), nil
+}
+
+// assemble gathers the Nodes selector selects (not being deleted), with their states, found by
+// stateOf, and the states policy wrote, among states, for nodes not among them.
+func assemble(policy string, selector labels.Selector, nodes []*metav1.PartialObjectMetadata, stateOf func(string) *mtuv1alpha1.NodeMTUState, states []*mtuv1alpha1.NodeMTUState) *gatheredNodes {
+	selected := make([]*metav1.PartialObjectMetadata, 0, len(nodes))
+	for _, n := range nodes {
+		if n.DeletionTimestamp == nil && selector.Matches(labels.Set(n.Labels)) {
+			selected = append(selected, n)
+		}
+	}
+	var policyStates []*mtuv1alpha1.NodeMTUState
+	for _, s := range states {
+		if s.Spec.Policy == policy {
 			policyStates = append(policyStates, s)
 		}
 	}
-	return assemble(policy.Name, selected, func(name string) *mtuv1alpha1.NodeMTUState { return byName[name] }, policyStates), nil
-}
-
-// assemble gathers the selected nodes (not being deleted) with their states, found by stateOf,
-// and the states policy wrote for nodes not among them.
-func assemble(policy string, selected []*metav1.PartialObjectMetadata, stateOf func(string) *mtuv1alpha1.NodeMTUState, policyStates []*mtuv1alpha1.NodeMTUState) *gatheredNodes {
 	slices.SortFunc(selected, func(a, b *metav1.PartialObjectMetadata) int { return strings.Compare(a.Name, b.Name) })
 	g := &gatheredNodes{nodes: make([]migration.Node, len(selected)), metas: selected, underlays: make([]int32, len(selected)), missing: map[string]*metav1.PartialObjectMetadata{}}
 	own := 0 // selected nodes with a state of the policy's
@@ -314,8 +321,8 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 		writes = append(writes, specWrite{state: n.State, spec: spec, retried: n.RetryRequested})
 	}
 	for name, spec := range step.Specs {
-		if i, found := slices.BinarySearchFunc(nodes, name, func(n migration.Node, name string) int { return strings.Compare(n.Name, name) }); found {
-			write(nodes[i], spec)
+		if i := g.index(name); i >= 0 {
+			write(nodes[i], spec) // nodes are g's, in its order
 		}
 	}
 	for _, n := range nodes {

@@ -682,9 +682,9 @@ func (r *NetworkMTUPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// policyOfNodeState maps a node's state (an agent's report) to its policy, and marks it
-// changed for the policies' next gather first. Called with the old and the new object of an
-// update, it marks both policies'.
+// policyOfNodeState maps a node's state (an agent's report) to its policy, after marking the
+// node changed for every policy's next gather. Called with the old and the new object of an
+// update, it queues both policies.
 func (r *NetworkMTUPolicyReconciler) policyOfNodeState(_ context.Context, o client.Object) []reconcile.Request {
 	r.cached.stateChanged(o.GetName())
 	s, ok := o.(*mtuv1alpha1.NodeMTUState)

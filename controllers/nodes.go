@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -210,24 +212,20 @@ func (r *NetworkMTUPolicyReconciler) createMissing(ctx context.Context, policy *
 // createNodeStates creates the missing states with their specs, specWriters at a time, and
 // takes them off g.missing.
 func (r *NetworkMTUPolicyReconciler) createNodeStates(ctx context.Context, g *gatheredNodes, specs map[string]mtuv1alpha1.NodeMTUStateSpec) error {
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(specWriters)
-	for name, node := range g.missing {
-		eg.Go(func() error {
-			s := &mtuv1alpha1.NodeMTUState{}
-			s.Name = name
-			s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
-			s.Spec = specs[name]
-			if err := r.Create(ctx, s, client.FieldOwner(FieldManager)); err != nil {
-				if apierrors.IsAlreadyExists(err) {
-					return fmt.Errorf("NodeMTUState %s appeared meanwhile: %w", name, err)
-				}
-				return fmt.Errorf("creating NodeMTUState %s: %w", name, err)
+	nodes := slices.Collect(maps.Values(g.missing))
+	err := eachBounded(nodes, specWriters, func(node *metav1.PartialObjectMetadata) error {
+		s := &mtuv1alpha1.NodeMTUState{}
+		s.Name = node.Name
+		s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+		s.Spec = specs[node.Name]
+		if err := r.Create(ctx, s, client.FieldOwner(FieldManager)); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("NodeMTUState %s appeared meanwhile: %w", node.Name, err)
 			}
-			return nil
-		})
-	}
-	err := eg.Wait()
+			return fmt.Errorf("creating NodeMTUState %s: %w", node.Name, err)
+		}
+		return nil
+	})
 	if err == nil {
 		g.missing = nil
 	}
@@ -330,14 +328,14 @@ func (r *NetworkMTUPolicyReconciler) migrate(ctx context.Context, policy *mtuv1a
 			write(n, n.State.Spec)
 		}
 	}
-	writeStart := time.Now()
+	writeStart, creating := time.Now(), len(g.missing)
 	if err := r.createNodeStates(ctx, g, created); err != nil {
 		return phaseResult{}, err
 	}
 	if err := r.writeNodeSpecs(ctx, writes); err != nil {
 		return phaseResult{}, err
 	}
-	log.FromContext(ctx).V(1).Info("node specs written", "created", len(created), "gatheredAndDecided", writeStart.Sub(now), "wrote", time.Since(writeStart))
+	log.FromContext(ctx).V(1).Info("node specs written", "created", creating, "patched", len(writes), "gatheredAndDecided", writeStart.Sub(now), "wrote", time.Since(writeStart))
 	// While nothing changes (before a rollout, in a DryRun, once settled) the agents probe the
 	// paths between the nodes on the schedule the transition gives them; while nodes change,
 	// the turns' checks do, and a probe of a node changing would fail for nothing.
@@ -489,15 +487,45 @@ type specWrite struct {
 
 // writeNodeSpecs writes the specs that differ from what the nodes have, specWriters at a time.
 func (r *NetworkMTUPolicyReconciler) writeNodeSpecs(ctx context.Context, writes []specWrite) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(specWriters)
-	for _, w := range writes {
-		if migration.SpecEqual(w.state.Spec, w.spec) && !w.retried {
-			continue
-		}
-		g.Go(func() error { return r.writeNodeSpec(ctx, w.state, w.spec, w.retried) })
+	writes = slices.DeleteFunc(slices.Clone(writes), func(w specWrite) bool {
+		return migration.SpecEqual(w.state.Spec, w.spec) && !w.retried
+	})
+	return eachBounded(writes, specWriters, func(w specWrite) error {
+		return r.writeNodeSpec(ctx, w.state, w.spec, w.retried)
+	})
+}
+
+// eachBounded calls do for every item, limit at a time, and returns the first error that is
+// not a conflict (else the first), saying how many more there were. One node's failure, a
+// conflict most often, must not cancel the writes to the others: the API server would finish
+// them anyway, answer 504, and the next reconcile would have to make them again.
+func eachBounded[T any](items []T, limit int, do func(T) error) error {
+	var g errgroup.Group
+	g.SetLimit(limit)
+	var mu sync.Mutex
+	var errs []error
+	for _, item := range items {
+		g.Go(func() error {
+			if err := do(item); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
-	return g.Wait()
+	_ = g.Wait()
+	if len(errs) == 0 {
+		return nil
+	}
+	first := errs[0]
+	if i := slices.IndexFunc(errs, func(err error) bool { return !apierrors.IsConflict(err) }); i >= 0 {
+		first = errs[i]
+	}
+	if len(errs) == 1 {
+		return first
+	}
+	return fmt.Errorf("%w (and %d more)", first, len(errs)-1)
 }
 
 // writeNodeSpec patches a node's spec, and removes a retry request it has acted on; only the

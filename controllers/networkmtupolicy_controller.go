@@ -94,6 +94,7 @@ type NetworkMTUPolicyReconciler struct {
 // Reconcile gathers what the policy depends on, decides with the plan package, writes the
 // CNI's configuration, and reports in the policy's status.
 func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
 	policy := &mtuv1alpha1.NetworkMTUPolicy{}
 	// Read from the API server, not the cache: the status holds the migration's phase, and a
 	// decision taken on a copy older than this controller's last write would act on a phase
@@ -161,7 +162,7 @@ func (r *NetworkMTUPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	recordMetrics(policy)
 	if m := policy.Status.Migration; m != nil {
-		log.FromContext(ctx).V(1).Info("reconciled", "phase", m.Phase, "requeue", res.requeue)
+		log.FromContext(ctx).V(1).Info("reconciled", "phase", m.Phase, "requeue", res.requeue, "took", time.Since(start))
 	}
 	return ctrl.Result{RequeueAfter: res.requeue}, err
 }

@@ -1,8 +1,10 @@
 // Package scale measures a whole-cluster rollout at scale: the real manager, as its own
 // process, against a real API server with N Nodes and N simulated agents (internal/agent's
 // Simulated, which follows the NodeMTUState contract and holds one field-selector watch per
-// node, as each real agent does). The floor, measured in the same run, is the same API server
-// taking N creates and N status writes from 16 concurrent writers.
+// node, as each real agent does). The floors, measured in the same run, are the same API
+// server taking writes from 16 concurrent writers: the issue's (N creates and N status writes
+// of the smallest objects), the same with the rollout's objects, and the protocol's own
+// writes (2 + 2 per node) without its waits, with and without the agents' watches open.
 //
 // `make test` runs it with 50 nodes as a smoke check; `make bench-scale` with 1,000 and 5,000
 // (SCALE_NODES, SCALE_MAX_UNAVAILABLE: comma-separated lists) and prints the table.
@@ -62,24 +64,29 @@ type result struct {
 	nodes          int
 	maxUnavailable string
 	ready, floor   time.Duration
-	floorWatched   time.Duration // the floor again, with the N agents' watches open
+	// floorWatched is floorOfProtocol again, with the N agents' watches open: what the
+	// rollout's writes cost the API server as it runs them, waits aside.
+	floorWatched time.Duration
 	// floorOfObjects is the floor with the rollout's own objects: each state created with a
 	// node's turn spec, and its status as an agent reports the committed turn.
 	floorOfObjects time.Duration
-	peakRSS        int64
-	cpu            time.Duration
-	managerWrites  float64 // per node: writes to NodeMTUState specs (create, patch)
-	agentWrites    float64 // per node: writes to NodeMTUState status
-	policyWrites   float64 // in all: the policy's status
-	reconciles     float64
-	reconcileTime  time.Duration
-	requests       requests
-	watchRSS       int64 // the API server's resident memory grown by N idle watches
-	apiServerCPU   time.Duration
-	agentsCPU      time.Duration // the test process: N simulated agents and the test's polling
-	idleRequests   float64
-	resync         requests // one reconcile of the settled policy
-	resyncTime     time.Duration
+	// floorOfProtocol is the protocol's own writes without its waits: each state created as a
+	// rollout creates it, reported on, given its turn, reported on again (2 + 2 writes).
+	floorOfProtocol time.Duration
+	peakRSS         int64
+	cpu             time.Duration
+	managerWrites   float64 // per node: writes to NodeMTUState specs (create, patch)
+	agentWrites     float64 // per node: writes to NodeMTUState status
+	policyWrites    float64 // in all: the policy's status
+	reconciles      float64
+	reconcileTime   time.Duration
+	requests        requests
+	watchRSS        int64 // the API server's resident memory grown by N idle watches
+	apiServerCPU    time.Duration
+	agentsCPU       time.Duration // the test process: N simulated agents and the test's polling
+	idleRequests    float64
+	resync          requests // one reconcile of the settled policy
+	resyncTime      time.Duration
 }
 
 func TestRollout(t *testing.T) {
@@ -109,12 +116,13 @@ func TestRollout(t *testing.T) {
 
 func table(results []result) string {
 	var b strings.Builder
-	fmt.Fprintln(&b, "| N | maxUnavailable | time to Ready | floor | ratio | floor with the rollout's objects | ratio to it | floor with N watches open | manager peak RSS | manager CPU | manager writes/node | agent writes/node | policy status writes | reconciles | reconcile time | API server CPU | agents' CPU | API server RSS for N watches | requests while settled (3 s) | one resync |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| N | maxUnavailable | time to Ready | floor | ratio | floor with the rollout's objects | ratio to it | floor, the protocol's writes | ratio to it | same, N watches open | ratio to it | manager peak RSS | manager CPU | manager writes/node | agent writes/node | policy status writes | reconciles | reconcile time | API server CPU | agents' CPU | API server RSS for N watches | requests while settled (3 s) | one resync |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %d | %s | %.1f s | %.1f s | %.2f× | %.1f s | %.2f× | %.1f s | %d MiB | %.1f s | %.2f | %.2f | %.0f | %.0f | %.1f s | %.1f s | %.1f s | %d MiB | %.0f | %.0f requests, %d ms |\n",
+		fmt.Fprintf(&b, "| %d | %s | %.1f s | %.1f s | %.2f× | %.1f s | %.2f× | %.1f s | %.2f× | %.1f s | %.2f× | %d MiB | %.1f s | %.2f | %.2f | %.0f | %.0f | %.1f s | %.1f s | %.1f s | %d MiB | %.0f | %.0f requests, %d ms |\n",
 			r.nodes, r.maxUnavailable, r.ready.Seconds(), r.floor.Seconds(), r.ready.Seconds()/r.floor.Seconds(),
-			r.floorOfObjects.Seconds(), r.ready.Seconds()/r.floorOfObjects.Seconds(), r.floorWatched.Seconds(), r.peakRSS>>20, r.cpu.Seconds(),
+			r.floorOfObjects.Seconds(), r.ready.Seconds()/r.floorOfObjects.Seconds(),
+			r.floorOfProtocol.Seconds(), r.ready.Seconds()/r.floorOfProtocol.Seconds(), r.floorWatched.Seconds(), r.ready.Seconds()/r.floorWatched.Seconds(), r.peakRSS>>20, r.cpu.Seconds(),
 			r.managerWrites, r.agentWrites, r.policyWrites, r.reconciles, r.reconcileTime.Seconds(), r.apiServerCPU.Seconds(), r.agentsCPU.Seconds(), r.watchRSS>>20, r.idleRequests,
 			r.resync.sum(func(string, string) bool { return true }), r.resyncTime.Milliseconds())
 	}
@@ -150,6 +158,9 @@ func rollout(t *testing.T, managerBinary string, n int, maxUnavailable string) r
 	}
 	if res.floorOfObjects, err = floorOfObjects(ctx, label, n); err != nil {
 		t.Fatalf("measuring the floor with the rollout's objects: %v", err)
+	}
+	if res.floorOfProtocol, err = floorOfProtocol(ctx, label, n); err != nil {
+		t.Fatalf("measuring the floor of the protocol's writes: %v", err)
 	}
 	flannelWorld(t)
 
@@ -190,9 +201,9 @@ func rollout(t *testing.T, managerBinary string, n int, maxUnavailable string) r
 		t.Fatal(err)
 	}
 	res.watchRSS = watched.rss - idle.rss
-	// The same writes again, with the agents' watches open: what each write costs the API
-	// server for matching its event against N field selectors, none of which it matches.
-	if res.floorWatched, err = floor(ctx, label+"-watched", n); err != nil {
+	// The protocol's writes again, with the agents' watches open: what they cost the API
+	// server with N watchers to hold and to match each event against (by name, an index).
+	if res.floorWatched, err = floorOfProtocol(ctx, label+"-watched", n); err != nil {
 		t.Fatalf("measuring the floor with watches open: %v", err)
 	}
 
@@ -358,24 +369,60 @@ func floor(ctx context.Context, label string, n int) (time.Duration, error) {
 // committing that turn (the simulated agent's own report). It shows how much of the rollout's
 // cost is the size of its objects (statuses, specs and their managedFields), not its writes.
 func floorOfObjects(ctx context.Context, label string, n int) (time.Duration, error) {
-	pin := int32(1450)
 	return timeWrites(ctx, label, n, func(ctx context.Context, i int, s *mtuv1alpha1.NodeMTUState) error {
 		s.Name = fmt.Sprintf("%s-objects-%05d", label, i)
-		s.Spec = mtuv1alpha1.NodeMTUStateSpec{
-			Policy: label, Phase: mtuv1alpha1.PhaseConverge, PolicyGeneration: 1,
-			UnderlayInterfacePattern: mtuv1alpha1.DefaultInterfacePattern, PodMTU: 8950, PodAction: mtuv1alpha1.StalePodReport,
-			Interfaces: []mtuv1alpha1.ManagedInterface{{Name: "flannel.1", Role: mtuv1alpha1.RoleTunnel, MTU: 8950}, {Name: "cni0", Role: mtuv1alpha1.RoleBridge, MTU: 8950}},
-			RouteMTU:   &pin,
-			Probe: mtuv1alpha1.NodeProbe{TimeoutSeconds: 10, Peers: []mtuv1alpha1.ProbePeer{
-				{Address: "10.0.0.1", Size: 9000}, {Address: "10.0.0.2", Size: 9000}, {Address: "10.0.0.3", Size: 9000}}},
-		}
+		s.Spec = turnSpec(label)
 		if err := env.Client.Create(ctx, s, client.FieldOwner(controllers.FieldManager)); err != nil {
 			return err
 		}
-		a := &agent.Simulated{Client: env.Client, Node: s.Name, Underlay: 9000, Address: fmt.Sprintf("10.1.%d.%d", (i>>8)&255, i&255),
-			Devices: map[string]int32{"flannel.1": 1450, "cni0": 1450}}
+		return floorAgent(i, s.Name).Act(ctx, s)
+	})
+}
+
+// floorOfProtocol is what the API server needs for the writes of a rollout, made as fast as
+// 16 writers can, without its waits: each state created with the interfaces to report, the
+// agent's report, the node's turn, the agent's report of it (docs/design/scale.md, "Write
+// budget per node"). What a rollout takes beyond it is the price of its order (a wave starts
+// when the previous one reported, a turn only once every node reported) and of its watches.
+func floorOfProtocol(ctx context.Context, label string, n int) (time.Duration, error) {
+	return timeWrites(ctx, label, n, func(ctx context.Context, i int, s *mtuv1alpha1.NodeMTUState) error {
+		s.Name = fmt.Sprintf("%s-protocol-%05d", label, i)
+		s.Spec = turnSpec(label)
+		s.Spec.Phase, s.Spec.RouteMTU, s.Spec.Probe.Peers = mtuv1alpha1.PhaseObserve, nil, nil
+		if err := env.Client.Create(ctx, s, client.FieldOwner(controllers.FieldManager)); err != nil {
+			return err
+		}
+		a := floorAgent(i, s.Name)
+		if err := a.Act(ctx, s); err != nil {
+			return err
+		}
+		base := s.DeepCopy()
+		s.Spec = turnSpec(label)
+		if err := env.Client.Patch(ctx, s, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(controllers.FieldManager)); err != nil {
+			return err
+		}
 		return a.Act(ctx, s)
 	})
+}
+
+// turnSpec is a node's spec in its turn of a raise of the overlay to 8950, as the manager
+// writes it.
+func turnSpec(policy string) mtuv1alpha1.NodeMTUStateSpec {
+	pin := int32(1450)
+	return mtuv1alpha1.NodeMTUStateSpec{
+		Policy: policy, Phase: mtuv1alpha1.PhaseConverge, PolicyGeneration: 1,
+		UnderlayInterfacePattern: mtuv1alpha1.DefaultInterfacePattern, PodMTU: 8950, PodAction: mtuv1alpha1.StalePodReport,
+		Interfaces: []mtuv1alpha1.ManagedInterface{{Name: "flannel.1", Role: mtuv1alpha1.RoleTunnel, MTU: 8950}, {Name: "cni0", Role: mtuv1alpha1.RoleBridge, MTU: 8950}},
+		RouteMTU:   &pin,
+		Probe: mtuv1alpha1.NodeProbe{TimeoutSeconds: 10, Peers: []mtuv1alpha1.ProbePeer{
+			{Address: "10.0.0.1", Size: 9000}, {Address: "10.0.0.2", Size: 9000}, {Address: "10.0.0.3", Size: 9000}}},
+	}
+}
+
+// floorAgent is the i-th simulated agent of a floor, reporting on the state named node.
+func floorAgent(i int, node string) *agent.Simulated {
+	return &agent.Simulated{Client: env.Client, Node: node, Underlay: 9000, Address: fmt.Sprintf("10.1.%d.%d", (i>>8)&255, i&255),
+		Devices: map[string]int32{"flannel.1": 1450, "cni0": 1450}}
 }
 
 // timeWrites times write for 0..n-1 on 16 workers, each given a state labeled for this floor,

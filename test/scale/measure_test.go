@@ -127,6 +127,17 @@ func (r requests) since(before requests) requests {
 }
 
 // sum adds the counts of keys that match.
+// only is r's requests that match.
+func (r requests) only(match func(verb, resource string) bool) requests {
+	out := requests{}
+	for k, v := range r {
+		if verb, resource, _ := strings.Cut(k, " "); match(verb, resource) && v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func (r requests) sum(match func(verb, resource string) bool) float64 {
 	var n float64
 	for k, v := range r {

@@ -34,6 +34,11 @@ type cachedNodes struct {
 	// labels change, its deletion begins): a view read at another epoch is read again.
 	epoch uint64
 	views map[string]*nodeView // by policy name
+	// written are the states this manager patched, by name, until the cache holds that
+	// version or a newer one. A reconcile that starts before the cache caught up with the last
+	// one's writes decides on them, not on the versions they replaced: those would hand a node
+	// its turn again, and count its slot of maxUnavailable free.
+	written map[string]*mtuv1alpha1.NodeMTUState
 }
 
 // nodeView is what a policy's last reconcile gathered, and what changed since.
@@ -86,6 +91,20 @@ func (c *cachedNodes) stateChanged(name string) {
 	defer c.mu.Unlock()
 	for _, v := range c.views {
 		v.dirty[name] = true
+	}
+}
+
+// wrote records a state as this manager's patch left it (the API server's answer), and marks
+// it changed for every view.
+func (c *cachedNodes) wrote(state *mtuv1alpha1.NodeMTUState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.written == nil {
+		c.written = map[string]*mtuv1alpha1.NodeMTUState{}
+	}
+	c.written[state.Name] = state
+	for _, v := range c.views {
+		v.dirty[state.Name] = true
 	}
 }
 
@@ -177,12 +196,23 @@ func (v *nodeView) refresh(c *cachedNodes, policy string, dirty map[string]bool)
 	return true
 }
 
-// state is the node's state, nil when it has none.
+// state is the node's state, nil when it has none: the cache's, or this manager's last write
+// of it while the cache holds an older version.
 func (c *cachedNodes) state(name string) *mtuv1alpha1.NodeMTUState {
-	o, found, err := c.states.GetByKey(name)
-	if err != nil || !found {
-		return nil
+	var cached *mtuv1alpha1.NodeMTUState
+	if o, found, err := c.states.GetByKey(name); err == nil && found {
+		cached, _ = o.(*mtuv1alpha1.NodeMTUState)
 	}
-	s, _ := o.(*mtuv1alpha1.NodeMTUState)
-	return s
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.written[name]
+	switch {
+	case w == nil:
+		return cached
+	case cached != nil && cached.UID == w.UID && cached.Generation < w.Generation:
+		return w // a spec write bumps the generation; the cache has not seen this one yet
+	}
+	// The cache caught up, or the state is gone (or another object took its name).
+	delete(c.written, name)
+	return cached
 }

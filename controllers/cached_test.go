@@ -175,3 +175,60 @@ func TestSmallestUnderlay(t *testing.T) {
 		}
 	}
 }
+
+// TestGatherSeesItsOwnWrites: a reconcile that starts before the cache holds the last one's
+// spec write decides on that write, not on the version it replaced, until the cache holds it
+// or something newer; a state deleted meanwhile is gone.
+func TestGatherSeesItsOwnWrites(t *testing.T) {
+	w := newStoreWorld()
+	w.putNode("node-00", true)
+	policy := &mtuv1alpha1.NetworkMTUPolicy{}
+	policy.Name, policy.UID, policy.Generation = "p", "uid-p", 1
+	selector := labels.SelectorFromSet(labels.Set{"pool": "a"})
+	stateOf := func() *mtuv1alpha1.NodeMTUState { return w.cached.gather(policy, selector).nodes[0].State }
+	put := func(s *mtuv1alpha1.NodeMTUState) {
+		_ = w.states.Update(s)
+		w.cached.stateChanged(s.Name) // the watch's handler
+	}
+
+	observed := &mtuv1alpha1.NodeMTUState{}
+	observed.Name, observed.UID, observed.ResourceVersion, observed.Generation = "node-00", "uid-1", "1", 1
+	observed.Spec.Policy = "p"
+	put(observed)
+	if got := stateOf(); got.ResourceVersion != "1" {
+		t.Fatalf("read %s, want the cached version 1", got.ResourceVersion)
+	}
+
+	turn := observed.DeepCopy() // the manager's patch, as the API server answered it
+	turn.ResourceVersion, turn.Generation, turn.Spec.Phase = "2", 2, mtuv1alpha1.PhaseConverge
+	w.cached.wrote(turn)
+	if got := stateOf(); got.ResourceVersion != "2" {
+		t.Fatalf("before the cache holds the write: read version %s, want the write (2)", got.ResourceVersion)
+	}
+	// An event older than the write arrives: the agent's late report on the spec it replaced.
+	late := observed.DeepCopy()
+	late.ResourceVersion, late.Status.UnderlayMTU = "1b", 9000
+	put(late)
+	if got := stateOf(); got.ResourceVersion != "2" {
+		t.Fatalf("after an older event: read version %s, want the write (2)", got.ResourceVersion)
+	}
+	// The cache holds the agent's report on the write.
+	reported := turn.DeepCopy()
+	reported.ResourceVersion, reported.Status.ObservedGeneration = "3", 2
+	put(reported)
+	if got := stateOf(); got.ResourceVersion != "3" {
+		t.Fatalf("once the cache caught up: read version %s, want the cache's (3)", got.ResourceVersion)
+	}
+	if len(w.cached.written) != 0 {
+		t.Fatalf("the write is still kept once the cache holds it: %v", keys(w.cached.written))
+	}
+	// A write of a state deleted before the cache held it.
+	again := reported.DeepCopy()
+	again.ResourceVersion, again.Generation = "4", 3
+	w.cached.wrote(again)
+	_ = w.states.Delete(reported)
+	w.cached.stateChanged("node-00")
+	if got := stateOf(); got != nil {
+		t.Fatalf("a deleted state is read as version %s", got.ResourceVersion)
+	}
+}

@@ -531,9 +531,15 @@ func eachBounded[T any](items []T, limit int, do func(T) error) error {
 // writeNodeSpec patches a node's spec, and removes a retry request it has acted on; only the
 // controller writes specs.
 func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *mtuv1alpha1.NodeMTUState, spec mtuv1alpha1.NodeMTUStateSpec, retried bool) error {
-	current := &mtuv1alpha1.NodeMTUState{}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(state), current); err != nil {
-		return err
+	var current *mtuv1alpha1.NodeMTUState // read, never changed
+	if r.cached != nil {
+		current = r.cached.state(state.Name) // the cache's, or this manager's newer write
+	}
+	if current == nil {
+		current = &mtuv1alpha1.NodeMTUState{}
+		if err := r.Get(ctx, client.ObjectKeyFromObject(state), current); err != nil {
+			return err
+		}
 	}
 	_, retryLeft := current.Annotations[mtuv1alpha1.RetryAnnotation]
 	if migration.SpecEqual(current.Spec, spec) && (!retried || !retryLeft) {
@@ -547,6 +553,9 @@ func (r *NetworkMTUPolicyReconciler) writeNodeSpec(ctx context.Context, state *m
 	}
 	if err := r.Patch(ctx, patched, client.MergeFromWithOptions(current, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("updating NodeMTUState %s: %w", state.Name, err)
+	}
+	if r.cached != nil {
+		r.cached.wrote(patched)
 	}
 	return nil
 }

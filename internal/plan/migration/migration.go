@@ -429,9 +429,7 @@ func (d *decision) devices(phase mtuv1alpha1.MigrationPhase, wantOf func(Node) n
 		}
 		if t.entry != nil && t.entry.kept == branch {
 			// Its spec stays as it is, whatever an earlier phase of this decision said.
-			if len(d.step.Specs) > 0 {
-				delete(d.step.Specs, n.Name)
-			}
+			delete(d.step.Specs, n.Name)
 			continue
 		}
 		var kept bool
